@@ -1,0 +1,21 @@
+//! Agora's shared vocabulary, free of I/O.
+//!
+//! * [`resources`]: resource arithmetic over the wire `Resource` type (scalars,
+//!   ranges, sets, roles) and Mesos' `--resources` / `--attributes` flag syntax;
+//! * [`task_state`]: which task states are terminal and which transitions are legal;
+//! * [`ids`]: id generation for frameworks, agents, offers;
+//! * [`backoff`]: exponential backoff for retries;
+//! * [`shutdown`]: a cloneable shutdown signal handed to every component's `run`;
+//! * [`telemetry`]: tracing set-up, used only by binaries and tests.
+
+pub mod backoff;
+pub mod ids;
+pub mod resources;
+pub mod shutdown;
+pub mod task_state;
+pub mod telemetry;
+pub mod time;
+
+/// The Agora version reported by every component: purely numeric, as tools
+/// that compare Mesos versions expect.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

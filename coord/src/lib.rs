@@ -1,0 +1,19 @@
+//! Coordination behind traits.
+//!
+//! Three concerns every Agora component shares, each a trait with an
+//! in-memory implementation here (used by `agora local` and tests) and a
+//! ZooKeeper one beside it later:
+//!
+//! * [`Store`]: a versioned key-value store for the master's registry and
+//!   Marathon's state; writes carry the version they expect so that only the
+//!   current leader's writes land;
+//! * [`Election`]: contending for leadership;
+//! * [`Detector`]: following whoever leads (agents, schedulers, tools).
+
+pub mod detector;
+pub mod election;
+pub mod store;
+
+pub use detector::{Detector, DetectorError, StaticDetector};
+pub use election::{Election, LeadershipEvent, LocalElection};
+pub use store::{MemoryStore, Store, StoreError, Versioned};
