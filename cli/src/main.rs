@@ -1,1 +1,130 @@
-fn main() {}
+//! The `agora` binary: parses flags, sets up tracing, and hands each
+//! subcommand's configuration to its component's `run`.
+
+mod agent_cmd;
+mod bench;
+mod execute;
+mod flags;
+mod local;
+mod master_cmd;
+
+use std::process::ExitCode;
+
+use agora_common::shutdown;
+use clap::{Parser, Subcommand};
+
+/// Agora: a two-level resource-offer cluster platform in the style of Mesos.
+#[derive(Debug, Parser)]
+#[command(name = "agora", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a master.
+    Master(master_cmd::MasterArgs),
+    /// Run an agent.
+    Agent(agent_cmd::AgentArgs),
+    /// Run a master and agents in one process (no ZooKeeper needed).
+    Local(local::LocalArgs),
+    /// Run a command as tasks on the cluster and wait for them (like mesos-execute).
+    Execute(execute::ExecuteArgs),
+    /// Benchmarks that report figures.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // One line naming the flag, as operators' scripts expect.
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("{first}");
+            return ExitCode::from(2);
+        }
+    };
+    agora_common::telemetry::init("info");
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    let (trigger, shutdown) = shutdown::channel();
+    match command {
+        Command::Master(args) => {
+            let config = args.into_config()?;
+            let handle = agora_master::start(config, shutdown).await?;
+            println!("master listening on {}", handle.addr());
+            wait_for_signal().await;
+            trigger.fire();
+            handle.join().await;
+        }
+        Command::Agent(args) => {
+            let config = args.into_config()?;
+            let handle = agora_agent::start(config, shutdown).await?;
+            let join = tokio::spawn(handle.join());
+            tokio::select! {
+                _ = wait_for_signal() => trigger.fire(),
+                result = join => {
+                    // The agent stopped on its own (e.g. the master shut it down).
+                    result??;
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        Command::Local(args) => local::run(args, trigger).await?,
+        Command::Execute(args) => {
+            let outcome = execute::run(args).await?;
+            return Ok(if outcome.success() {
+                ExitCode::SUCCESS
+            } else {
+                for status in outcome.finals.values().filter(|s| s.state() != agora_proto::TaskState::TaskFinished) {
+                    eprintln!(
+                        "task {} did not finish successfully: {}",
+                        status.task_id.as_ref().map(|t| t.value.as_str()).unwrap_or("?"),
+                        status.message.as_deref().unwrap_or(status.state().as_str_name())
+                    );
+                }
+                ExitCode::FAILURE
+            });
+        }
+        Command::Bench(command) => bench::run(command).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn wait_for_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -351,11 +351,19 @@ impl Resources {
                 round(have - want) >= 0.0
             }
             Ok(value::Type::Ranges) => ranges_contain(
-                existing.ranges.as_ref().map(|s| s.range.as_slice()).unwrap_or(&[]),
+                existing
+                    .ranges
+                    .as_ref()
+                    .map(|s| s.range.as_slice())
+                    .unwrap_or(&[]),
                 r.ranges.as_ref().map(|s| s.range.as_slice()).unwrap_or(&[]),
             ),
             Ok(value::Type::Set) => {
-                let have = existing.set.as_ref().map(|s| s.item.as_slice()).unwrap_or(&[]);
+                let have = existing
+                    .set
+                    .as_ref()
+                    .map(|s| s.item.as_slice())
+                    .unwrap_or(&[]);
                 r.set
                     .as_ref()
                     .is_none_or(|s| s.item.iter().all(|i| have.contains(i)))
@@ -462,8 +470,11 @@ impl fmt::Display for Resources {
             if let Some(s) = r.scalar {
                 write!(f, "{}", s.value)?;
             } else if let Some(rs) = &r.ranges {
-                let parts: Vec<String> =
-                    rs.range.iter().map(|r| format!("{}-{}", r.begin, r.end)).collect();
+                let parts: Vec<String> = rs
+                    .range
+                    .iter()
+                    .map(|r| format!("{}-{}", r.begin, r.end))
+                    .collect();
                 write!(f, "[{}]", parts.join(","))?;
             } else if let Some(s) = &r.set {
                 write!(f, "{{{}}}", s.item.join(","))?;
@@ -592,7 +603,10 @@ mod tests {
         assert_eq!(r.scalar("mem"), 8192.0);
         assert_eq!(r.scalar("gpus"), 0.0, "zero scalars are dropped");
         assert_eq!(format_ranges(&r.ranges("ports")), "[31000-32000]");
-        assert_eq!(r.to_string(), "cpus:4; mem:8192; disk:20000; ports:[31000-32000]");
+        assert_eq!(
+            r.to_string(),
+            "cpus:4; mem:8192; disk:20000; ports:[31000-32000]"
+        );
     }
 
     #[test]
@@ -609,12 +623,18 @@ mod tests {
 
     #[test]
     fn rejects_bad_syntax() {
-        assert!(matches!(Resources::parse("cpus"), Err(ParseError::Entry(_))));
+        assert!(matches!(
+            Resources::parse("cpus"),
+            Err(ParseError::Entry(_))
+        ));
         assert!(matches!(
             Resources::parse("cpus:abc"),
             Err(ParseError::Value { .. })
         ));
-        assert!(matches!(Resources::parse("cpus:-1"), Err(ParseError::Scalar(_))));
+        assert!(matches!(
+            Resources::parse("cpus:-1"),
+            Err(ParseError::Scalar(_))
+        ));
         assert!(Resources::parse("ports:[5-2]").is_err());
         assert!(Resources::parse("cpus(ops:1").is_err());
     }
@@ -626,7 +646,10 @@ mod tests {
         assert!(total.contains(&used));
         total.subtract(&used);
         assert_eq!(total.scalar("cpus"), 2.5);
-        assert_eq!(format_ranges(&total.ranges("ports")), "[31000-31002, 31005-31010]");
+        assert_eq!(
+            format_ranges(&total.ranges("ports")),
+            "[31000-31002, 31005-31010]"
+        );
         assert!(!total.contains(&res("ports:[31003-31003]")));
         assert!(!total.contains(&res("cpus:3")));
         total.add(&used);

@@ -1,1 +1,180 @@
-//! placeholder
+//! The Agora master.
+//!
+//! The master keeps the books of agents, frameworks, tasks and offers, runs
+//! the hierarchical DRF [`allocator`], and turns its allocations into
+//! resource offers for framework schedulers, which answer with operations
+//! (launch tasks) or decline. It speaks:
+//!
+//! * gRPC: the Scheduler API (a stream per framework), the Agent API (a
+//!   stream per agent) and the Operator API;
+//! * HTTP: Mesos-shaped `/master/state`, `/metrics/snapshot`, Prometheus
+//!   `/metrics`, `/health`, `/version`, `POST /master/teardown`;
+//!
+//! both on one port. All state lives in one actor ([`actor`]); the APIs
+//! ([`api`]) translate requests into its commands. The allocator and launch
+//! [`validation`] are pure cores without I/O.
+
+pub mod actor;
+pub mod allocator;
+pub mod api;
+pub mod books;
+pub mod config;
+pub mod metrics;
+pub mod validation;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use agora_common::shutdown::Shutdown;
+use agora_proto::agent::agent_service_server::AgentServiceServer;
+use agora_proto::master::operator_server::OperatorServer;
+use agora_proto::scheduler::scheduler_server::SchedulerServer;
+use agora_proto::{Address, MasterInfo};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+pub use config::{ConfigError, MasterConfig};
+
+/// Largest gRPC message accepted or sent (large ACCEPTs, big offer batches).
+const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
+/// Errors starting the master.
+#[derive(Debug, thiserror::Error)]
+pub enum MasterError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The port could not be bound.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running master.
+#[derive(Debug)]
+pub struct MasterHandle {
+    addr: SocketAddr,
+    info: MasterInfo,
+    join: JoinHandle<()>,
+}
+
+impl MasterHandle {
+    /// The bound address (gRPC and HTTP).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// What the master advertises about itself.
+    pub fn info(&self) -> &MasterInfo {
+        &self.info
+    }
+
+    /// Waits until the master has stopped (after shutdown).
+    pub async fn join(self) {
+        let _ = self.join.await;
+    }
+}
+
+/// The IP others should use to reach us.
+async fn advertised_ip(config: &MasterConfig, bound: IpAddr) -> IpAddr {
+    if let Some(ip) = config.advertise_ip {
+        return ip;
+    }
+    if !bound.is_unspecified() {
+        return bound;
+    }
+    match tokio::net::lookup_host((config.hostname.as_str(), 0)).await {
+        Ok(mut addrs) => addrs
+            .find(|a| a.is_ipv4())
+            .map(|a| a.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        Err(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    }
+}
+
+/// Validates the configuration, binds the port and starts serving.
+pub async fn start(config: MasterConfig, shutdown: Shutdown) -> Result<MasterHandle, MasterError> {
+    config.validate()?;
+    let bind = SocketAddr::new(config.ip, config.port);
+    let listener = TcpListener::bind(bind)
+        .await
+        .map_err(|source| MasterError::Bind { addr: bind, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| MasterError::Bind { addr: bind, source })?;
+    let ip = advertised_ip(&config, addr.ip()).await;
+    let packed = match ip {
+        // Mesos packs the IPv4 address in network byte order into a uint32.
+        IpAddr::V4(v4) => u32::from_le_bytes(v4.octets()),
+        IpAddr::V6(_) => 0,
+    };
+    let pid = format!("master@{ip}:{}", addr.port());
+    let info = MasterInfo {
+        id: agora_common::ids::new_master_id(),
+        ip: packed,
+        port: u32::from(addr.port()),
+        pid: Some(pid.clone()),
+        hostname: Some(config.hostname.clone()),
+        version: Some(agora_common::VERSION.to_string()),
+        address: Some(Address {
+            hostname: Some(config.hostname.clone()),
+            ip: Some(ip.to_string()),
+            port: i32::from(addr.port()),
+        }),
+    };
+    let (tx, rx) = mpsc::channel(65_536);
+    let client = api::MasterClient::new(tx);
+    let master = actor::Master::new(config, info.clone());
+    let actor = tokio::spawn(actor::run(master, rx, shutdown.clone()));
+
+    let grpc = tonic::service::Routes::new(
+        SchedulerServer::new(api::scheduler::SchedulerService::new(client.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+    )
+    .add_service(
+        AgentServiceServer::new(api::agent::AgentApi::new(client.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+    )
+    .add_service(OperatorServer::new(api::operator::OperatorService::new(
+        client.clone(),
+    )))
+    .into_axum_router();
+    let app = grpc.merge(api::http::router(client));
+    info!(%addr, %pid, "master listening (gRPC and HTTP)");
+
+    let join = tokio::spawn(async move {
+        let stop = shutdown.clone();
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            stop.fired().await;
+        });
+        let server = tokio::spawn(async move { server.await });
+        shutdown.fired().await;
+        let _ = actor.await;
+        // Streams of schedulers and agents stay open from their side; give
+        // in-flight requests a moment, then stop serving regardless.
+        if tokio::time::timeout(Duration::from_secs(2), server)
+            .await
+            .is_err()
+        {
+            warn!("master connections still open at shutdown; closing them");
+        }
+        info!("master stopped");
+    });
+    Ok(MasterHandle { addr, info, join })
+}
+
+/// Runs a master until `shutdown` fires.
+pub async fn run(config: MasterConfig, shutdown: Shutdown) -> Result<(), MasterError> {
+    let handle = start(config, shutdown).await?;
+    handle.join().await;
+    Ok(())
+}

@@ -10,7 +10,11 @@
 //!
 //! The code is generated at build time from `proto/agora/v1/*.proto`.
 
-#![allow(missing_docs, clippy::large_enum_variant, clippy::doc_lazy_continuation)]
+#![allow(
+    missing_docs,
+    clippy::large_enum_variant,
+    clippy::doc_lazy_continuation
+)]
 
 /// The resource and task model (Mesos v1 names).
 pub mod v1 {

@@ -29,6 +29,9 @@ pub enum SdkError {
 }
 
 /// What a framework learns from the master, in order.
+// Events are moved once from the connection to the application; boxing the
+// larger variants would only add an allocation per update.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum SchedulerEvent {
     /// Subscribed (again, after a reconnection) under this framework id.
@@ -137,7 +140,9 @@ impl SchedulerConfig {
         {
             self.framework_info
                 .capabilities
-                .push(framework_info::Capability { r#type: kind as i32 });
+                .push(framework_info::Capability {
+                    r#type: kind as i32,
+                });
         }
         self
     }
@@ -255,8 +260,12 @@ impl Scheduler {
 
     /// Launches tasks on one offer.
     pub async fn launch(&self, offer: &Offer, tasks: Vec<TaskInfo>) -> Result<(), SdkError> {
-        let id = offer.id.clone().ok_or_else(|| SdkError::InvalidCall("offer without id".into()))?;
-        self.accept(vec![id], vec![launch_operation(tasks)], None).await
+        let id = offer
+            .id
+            .clone()
+            .ok_or_else(|| SdkError::InvalidCall("offer without id".into()))?;
+        self.accept(vec![id], vec![launch_operation(tasks)], None)
+            .await
     }
 
     /// Declines offers; `refuse_seconds` defaults to five on the master.

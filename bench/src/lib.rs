@@ -1,0 +1,1 @@
+//! Benchmarks that report figures (written next).

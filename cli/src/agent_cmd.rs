@@ -1,0 +1,65 @@
+//! `agora agent`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use agora_agent::AgentConfig;
+use clap::Args;
+
+use crate::flags::duration;
+
+/// Flags of `agora agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The master, `HOST:PORT`.
+    #[arg(long, env = "AGORA_MASTER")]
+    pub master: String,
+    /// Address the agent's HTTP endpoint binds to.
+    #[arg(long, default_value = "0.0.0.0", env = "AGORA_IP")]
+    pub ip: IpAddr,
+    /// HTTP port.
+    #[arg(long, default_value_t = 5051, env = "AGORA_PORT")]
+    pub port: u16,
+    /// Hostname reported to the master (default: the system hostname).
+    #[arg(long, env = "AGORA_HOSTNAME")]
+    pub hostname: Option<String>,
+    /// Root of the task sandboxes.
+    #[arg(long, default_value = "/var/lib/agora/agent", env = "AGORA_WORK_DIR")]
+    pub work_dir: PathBuf,
+    /// Resources in Mesos syntax, e.g. `cpus:4;mem:8192;disk:20000;ports:[31000-32000]`
+    /// (what is left out is auto-detected).
+    #[arg(long, env = "AGORA_RESOURCES")]
+    pub resources: Option<String>,
+    /// Attributes in Mesos syntax, e.g. `rack:r1;zone:a`.
+    #[arg(long, env = "AGORA_ATTRIBUTES")]
+    pub attributes: Option<String>,
+    /// First retry interval of an unacknowledged status update.
+    #[arg(long, default_value = "10secs", value_parser = duration, env = "AGORA_STATUS_UPDATE_RETRY_INTERVAL")]
+    pub status_update_retry_interval: Duration,
+    /// Grace period between SIGTERM and SIGKILL when a task has no kill policy.
+    #[arg(long, default_value = "3secs", value_parser = duration, env = "AGORA_EXECUTOR_SHUTDOWN_GRACE_PERIOD")]
+    pub executor_shutdown_grace_period: Duration,
+    /// Reconnect when the master has not pinged for this long.
+    #[arg(long, default_value = "75secs", value_parser = duration, env = "AGORA_MASTER_PING_TIMEOUT")]
+    pub master_ping_timeout: Duration,
+}
+
+impl AgentArgs {
+    /// The validated agent configuration.
+    pub fn into_config(self) -> anyhow::Result<AgentConfig> {
+        let mut config = AgentConfig::with_master_address(self.master, self.work_dir);
+        config.ip = self.ip;
+        config.port = self.port;
+        if let Some(hostname) = self.hostname {
+            config.hostname = hostname;
+        }
+        config.resources = self.resources;
+        config.attributes = self.attributes;
+        config.status_update_retry_interval = self.status_update_retry_interval;
+        config.executor_shutdown_grace_period = self.executor_shutdown_grace_period;
+        config.master_ping_timeout = self.master_ping_timeout;
+        config.validate()?;
+        Ok(config)
+    }
+}

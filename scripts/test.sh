@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The one test command: installs what the tests need when it is missing,
+# then runs formatting, lints and the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
+command -v sh >/dev/null || need_apt+=(dash)
+command -v sleep >/dev/null || need_apt+=(coreutils)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
+  else
+    sudo apt-get update -qq && sudo apt-get install -y -qq "${need_apt[@]}"
+  fi
+fi
+rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy 2>/dev/null || true
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --workspace -- --test-threads="${AGORA_TEST_THREADS:-2}"
