@@ -1,1 +1,179 @@
-//! placeholder
+//! The Agora agent: registers this machine's resources with the leading
+//! master and runs the tasks the master sends it, each in a sandbox.
+//!
+//! How the parts fit:
+//!
+//! * [`config`]: [`AgentConfig`], validated before anything is bound;
+//! * [`host_resources`]: `--resources` completed by auto-detection;
+//! * [`master_link`]: the gRPC stream to the master (register, reregister,
+//!   ping/pong, reconnect through the detector);
+//! * `actor`: the single owner of the agent's state, fed by the link, the
+//!   HTTP endpoint and its own workers;
+//! * [`tasks`]: the book of tasks and each task's lifecycle enum;
+//! * [`status_update`]: the pure core of at-least-once, in-order status
+//!   updates; [`status`]: what a container's end means for its task;
+//! * [`containerizer`]: the trait between the agent and the processes it
+//!   runs, with the [`containerizer::posix`] implementation;
+//! * [`sandbox`]: Mesos' sandbox layout under the work dir;
+//! * [`http`]: `/state`, `/health`, `/version`, `/metrics/snapshot`.
+//!
+//! [`start`] binds the HTTP port, spawns the actor, the link and the server,
+//! and returns an [`AgentHandle`]; [`run`] is `start` followed by
+//! [`AgentHandle::join`]. When the [`Shutdown`] fires, the HTTP endpoint stops
+//! at once, every task is killed with its grace period (there is no agent
+//! recovery yet, so tasks must not outlive the agent), and the master link
+//! closes once the actor is done, so the final updates still get out. A
+//! `Shutdown` from the master kills every task the same way, but the master
+//! has refused the agent, so those last updates are not sent.
+
+mod actor;
+pub mod config;
+pub mod containerizer;
+pub mod error;
+pub mod host_resources;
+pub mod http;
+pub mod master_link;
+pub mod sandbox;
+pub mod status;
+pub mod status_update;
+pub mod tasks;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use agora_common::shutdown::{self, Shutdown};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+pub use config::{AgentConfig, ConfigError};
+pub use containerizer::Containerizer;
+pub use error::AgentError;
+
+/// A started agent.
+#[derive(Debug)]
+pub struct AgentHandle {
+    http_addr: SocketAddr,
+    agent_id: watch::Receiver<Option<String>>,
+    task: JoinHandle<Result<(), AgentError>>,
+}
+
+impl AgentHandle {
+    /// The address the HTTP endpoint is bound to.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The agent's id, once a master registered it.
+    pub fn agent_id(&self) -> Option<String> {
+        self.agent_id.borrow().clone()
+    }
+
+    /// Waits until the agent is registered and returns its id; `None` if the
+    /// agent stopped first.
+    pub async fn registered(&self) -> Option<String> {
+        let mut rx = self.agent_id.clone();
+        let id = rx.wait_for(Option::is_some).await.ok()?.clone();
+        id
+    }
+
+    /// Waits for the agent to stop (after its [`Shutdown`] fired, or the
+    /// master shut it down).
+    pub async fn join(self) -> Result<(), AgentError> {
+        match self.task.await {
+            Ok(result) => result,
+            Err(e) => Err(AgentError::Crashed(e.to_string())),
+        }
+    }
+}
+
+/// Validates `config`, binds the HTTP port and starts the agent with the
+/// POSIX containerizer.
+pub async fn start(config: AgentConfig, shutdown: Shutdown) -> Result<AgentHandle, AgentError> {
+    start_with(
+        config,
+        Arc::new(containerizer::posix::PosixContainerizer::new()),
+        shutdown,
+    )
+    .await
+}
+
+/// Like [`start`] with a given containerizer.
+pub async fn start_with(
+    config: AgentConfig,
+    containerizer: Arc<dyn Containerizer>,
+    shutdown: Shutdown,
+) -> Result<AgentHandle, AgentError> {
+    config.validate()?;
+    let configured = config.parsed_resources()?;
+    let attributes = config.parsed_attributes()?;
+    std::fs::create_dir_all(&config.work_dir).map_err(|source| AgentError::WorkDir {
+        path: config.work_dir.clone(),
+        source,
+    })?;
+    let resources = host_resources::detect(&configured, &config.work_dir);
+
+    let bind = SocketAddr::new(config.ip, config.port);
+    let listener = TcpListener::bind(bind)
+        .await
+        .map_err(|source| AgentError::Bind { addr: bind, source })?;
+    let http_addr = listener
+        .local_addr()
+        .map_err(|source| AgentError::Bind { addr: bind, source })?;
+    tracing::info!(%http_addr, %resources, "agent starting");
+
+    let (id_tx, id_rx) = watch::channel(None);
+    let (link_tx, link_rx) = mpsc::channel(1024);
+    let (query_tx, query_rx) = mpsc::channel(64);
+    let (internal_tx, internal_rx) = mpsc::unbounded_channel();
+    // Fired when the actor is done: the link and the server follow it.
+    let (stop_trigger, stop) = shutdown::channel();
+
+    let identity = actor::Identity {
+        hostname: config.hostname.clone(),
+        http_port: http_addr.port(),
+        pid: format!("slave(1)@{http_addr}"),
+        resources,
+        attributes,
+        default_grace: config.executor_shutdown_grace_period,
+        task_path: std::env::var("PATH").ok(),
+    };
+    let agent = actor::Actor::new(
+        identity,
+        id_tx,
+        containerizer,
+        sandbox::SandboxLayout::new(&config.work_dir),
+        config.status_update_retry_interval,
+        config.max_completed_tasks,
+        internal_tx,
+    );
+    let link = tokio::spawn(master_link::run(
+        config.master.clone(),
+        config.master_ping_timeout,
+        link_tx,
+        stop.clone(),
+    ));
+    let server = tokio::spawn(http::serve(listener, query_tx, shutdown.clone(), stop));
+    let task = tokio::spawn(async move {
+        let result = agent.run(link_rx, query_rx, internal_rx, shutdown).await;
+        stop_trigger.fire();
+        for (name, task) in [("master link", link), ("http server", server)] {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "{name} task failed");
+            }
+        }
+        tracing::info!(?result, "agent stopped");
+        result
+    });
+    Ok(AgentHandle {
+        http_addr,
+        agent_id: id_rx,
+        task,
+    })
+}
+
+/// Runs the agent until `shutdown` fires (then `Ok`) or the master shuts it
+/// down (then [`AgentError::ShutdownByMaster`]).
+pub async fn run(config: AgentConfig, shutdown: Shutdown) -> Result<(), AgentError> {
+    start(config, shutdown).await?.join().await
+}

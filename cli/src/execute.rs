@@ -52,7 +52,11 @@ impl Outcome {
 }
 
 fn describe(status: &TaskStatus) -> String {
-    let id = status.task_id.as_ref().map(|t| t.value.as_str()).unwrap_or("?");
+    let id = status
+        .task_id
+        .as_ref()
+        .map(|t| t.value.as_str())
+        .unwrap_or("?");
     let mut line = format!("task {id} {}", status.state().as_str_name());
     if let Some(reason) = status.reason {
         if let Ok(r) = agora_proto::task_status::Reason::try_from(reason) {

@@ -58,8 +58,10 @@ pub async fn run(args: LocalArgs, trigger: ShutdownTrigger) -> anyhow::Result<()
     let master_addr = format!("{}:{}", local_host(args.ip), master.addr().port());
     let mut agents = Vec::new();
     for i in 0..args.agents {
-        let mut config =
-            AgentConfig::with_master_address(master_addr.clone(), work_dir.join(format!("agent{i}")));
+        let mut config = AgentConfig::with_master_address(
+            master_addr.clone(),
+            work_dir.join(format!("agent{i}")),
+        );
         config.ip = args.ip;
         config.port = args
             .master_port

@@ -41,7 +41,12 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
@@ -53,7 +58,10 @@ fn main() -> ExitCode {
         }
     };
     agora_common::telemetry::init("info");
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -99,11 +107,22 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             return Ok(if outcome.success() {
                 ExitCode::SUCCESS
             } else {
-                for status in outcome.finals.values().filter(|s| s.state() != agora_proto::TaskState::TaskFinished) {
+                for status in outcome
+                    .finals
+                    .values()
+                    .filter(|s| s.state() != agora_proto::TaskState::TaskFinished)
+                {
                     eprintln!(
                         "task {} did not finish successfully: {}",
-                        status.task_id.as_ref().map(|t| t.value.as_str()).unwrap_or("?"),
-                        status.message.as_deref().unwrap_or(status.state().as_str_name())
+                        status
+                            .task_id
+                            .as_ref()
+                            .map(|t| t.value.as_str())
+                            .unwrap_or("?"),
+                        status
+                            .message
+                            .as_deref()
+                            .unwrap_or(status.state().as_str_name())
                     );
                 }
                 ExitCode::FAILURE

@@ -61,12 +61,25 @@ async fn two_frameworks_share_the_cluster_fairly() {
         }
     }
     assert_eq!(launched, (8, 8), "each framework gets half of 16 cpus");
-    let state = cluster.state().await;
-    let shares: Vec<f64> = state["frameworks"]
-        .as_array()
-        .expect("frameworks")
+    // The master books the launches as it receives them.
+    let used_cpus = |state: serde_json::Value| -> Vec<f64> {
+        state["frameworks"]
+            .as_array()
+            .map(|fs| {
+                fs.iter()
+                    .map(|f| f["used_resources"]["cpus"].as_f64().unwrap_or(0.0))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    agora_integration_tests::assert_eventually!(
+        Duration::from_secs(10),
+        used_cpus(cluster.state().await).iter().sum::<f64>() == 16.0,
+        "launches not booked"
+    );
+    let shares: Vec<f64> = used_cpus(cluster.state().await)
         .iter()
-        .map(|f| f["used_resources"]["cpus"].as_f64().unwrap_or(0.0) / 16.0)
+        .map(|c| c / 16.0)
         .collect();
     assert_eq!(shares.len(), 2);
     assert!(

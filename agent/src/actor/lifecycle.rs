@@ -1,0 +1,336 @@
+//! Running, killing and reaping tasks: the actor's side of a task's life.
+//!
+//! Each step goes through [`Phase::step`](crate::tasks::Phase::step), which
+//! says what to do; this file does it. A launch runs in a worker (sandbox,
+//! environment, containerizer) that reports [`Internal::Launched`] and then
+//! waits for the container, reporting [`Internal::Exited`].
+//!
+//! A kill is SIGTERM to the container, then SIGKILL once the grace period
+//! (the kill request's policy, else the task's, else the agent default) runs
+//! out. A kill of a task the agent does not know is answered, as Mesos'
+//! agent does, with `TASK_DROPPED` for partition-aware frameworks and
+//! `TASK_LOST` for others (older frameworks know no `TASK_DROPPED`), reason
+//! `REASON_TASK_UNKNOWN`; the framework is looked up among the agent's tasks,
+//! and one the agent never ran a task for counts as not partition-aware.
+
+use std::time::Duration;
+
+use agora_proto::framework_info::capability::Type as Capability;
+use agora_proto::task_status::Reason;
+use agora_proto::{FrameworkInfo, KillPolicy, TaskInfo, TaskState};
+use nix::sys::signal::Signal;
+use tokio::time::sleep;
+
+use super::{Actor, Internal};
+use crate::containerizer::env::{task_environment, EnvContext};
+use crate::containerizer::{CommandSpec, LaunchSpec};
+use crate::sandbox::SandboxIds;
+use crate::status::{new_status, termination_outcome, Outcome, StatusTarget};
+use crate::tasks::{Effect, Phase, PhaseEvent, TaskEntry, TaskKey};
+
+fn has_capability(framework: &FrameworkInfo, capability: Capability) -> bool {
+    framework
+        .capabilities
+        .iter()
+        .any(|c| c.r#type == capability as i32)
+}
+
+fn grace_of(policy: Option<&KillPolicy>) -> Option<Duration> {
+    let nanos = policy?.grace_period.as_ref()?.nanoseconds;
+    Some(Duration::from_nanos(nanos.max(0) as u64))
+}
+
+impl Actor {
+    /// Handles `RunTask`: books the task and starts its launch.
+    pub(super) fn run_task(&mut self, framework: Option<FrameworkInfo>, task: Option<TaskInfo>) {
+        let (Some(framework), Some(task)) = (framework, task) else {
+            tracing::warn!("ignoring RunTask without framework or task");
+            return;
+        };
+        let framework_id = framework.id.as_ref().map(|f| f.value.clone());
+        let task_id = task.task_id.as_ref().map(|t| t.value.clone());
+        let (Some(framework_id), Some(task_id)) = (framework_id, task_id) else {
+            tracing::warn!("ignoring RunTask without framework id or task id");
+            return;
+        };
+        let key: TaskKey = (framework_id.clone(), task_id.clone());
+        if self.tasks.get(&key).is_some() {
+            tracing::warn!(%framework_id, %task_id, "ignoring RunTask for a task this agent already has");
+            return;
+        }
+        tracing::info!(%framework_id, %task_id, "launching task");
+        let container_id = uuid::Uuid::new_v4().to_string();
+        let command = task.command.clone();
+        self.tasks.insert(
+            key.clone(),
+            TaskEntry {
+                framework,
+                info: task.clone(),
+                // A command task is its own executor, as in Mesos.
+                executor_id: task_id.clone(),
+                container_id: container_id.clone(),
+                state: TaskState::TaskStaging,
+                phase: Phase::Launching {
+                    kill_requested: false,
+                },
+                pid: None,
+                sandbox: None,
+                kill_grace: None,
+            },
+        );
+        if self.stop.is_some() {
+            self.launch_failed(&key, "the agent is shutting down".into());
+            return;
+        }
+        let Some(command) = command else {
+            self.launch_failed(&key, "only command tasks are supported".into());
+            return;
+        };
+
+        let agent_id = self.current_agent_id();
+        let sandboxes = self.sandboxes.clone();
+        let containerizer = self.containerizer.clone();
+        let internal = self.internal.clone();
+        let hostname = self.me.hostname.clone();
+        let path = self.me.task_path.clone();
+        self.workers.spawn(async move {
+            let ids = SandboxIds {
+                agent_id: &agent_id,
+                framework_id: &framework_id,
+                executor_id: &task_id,
+                container_id: &container_id,
+            };
+            let sandbox = match sandboxes.create(&ids) {
+                Ok(dir) => dir,
+                Err(e) => {
+                    let _ = internal.send(Internal::Launched {
+                        key,
+                        container_id,
+                        result: Err(e.to_string()),
+                    });
+                    return;
+                }
+            };
+            let sandbox_text = sandbox.display().to_string();
+            let env = task_environment(
+                &EnvContext {
+                    agent_id: &agent_id,
+                    framework_id: &framework_id,
+                    executor_id: &task_id,
+                    sandbox: &sandbox_text,
+                    hostname: &hostname,
+                    path: path.as_deref(),
+                },
+                &task,
+            );
+            let spec = LaunchSpec {
+                container_id: container_id.clone(),
+                sandbox: sandbox.clone(),
+                command: CommandSpec::from_command_info(&command),
+                env,
+            };
+            let launched = containerizer.launch(spec).await;
+            let ok = launched.is_ok();
+            // A send error means the actor is gone; nothing is left to tell.
+            let _ = internal.send(Internal::Launched {
+                key: key.clone(),
+                container_id: container_id.clone(),
+                result: launched.map(|l| (l, sandbox)).map_err(|e| e.to_string()),
+            });
+            if ok {
+                match containerizer.wait(&container_id).await {
+                    Ok(termination) => {
+                        let _ = internal.send(Internal::Exited {
+                            key,
+                            container_id,
+                            termination,
+                        });
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot wait for a launched container"),
+                }
+            }
+        });
+    }
+
+    /// Starts killing a task; returns the grace period it gets.
+    pub(super) fn kill_task(
+        &mut self,
+        framework_id: &str,
+        task_id: &str,
+        policy: Option<KillPolicy>,
+    ) -> Duration {
+        let key: TaskKey = (framework_id.to_string(), task_id.to_string());
+        let default_grace = self.me.default_grace;
+        let Some(entry) = self.tasks.get_mut(&key) else {
+            return Duration::ZERO;
+        };
+        let grace = grace_of(policy.as_ref())
+            .or_else(|| grace_of(entry.info.kill_policy.as_ref()))
+            .unwrap_or(default_grace);
+        let (phase, effect) = entry.phase.step(PhaseEvent::Kill);
+        entry.phase = phase;
+        if effect != Effect::StartKill {
+            if phase.is_live() {
+                entry.kill_grace = Some(grace);
+            }
+            return entry.kill_grace.unwrap_or(Duration::ZERO);
+        }
+        entry.kill_grace = Some(grace);
+        let container_id = entry.container_id.clone();
+        let announce_killing = has_capability(&entry.framework, Capability::TaskKillingState);
+        tracing::info!(%framework_id, %task_id, ?grace, "killing task");
+        if announce_killing {
+            self.report(&key, Outcome::state(TaskState::TaskKilling));
+        }
+        self.signal(&container_id, Signal::SIGTERM);
+        let internal = self.internal.clone();
+        self.workers.spawn(async move {
+            sleep(grace).await;
+            let _ = internal.send(Internal::KillTimeout { key, container_id });
+        });
+        grace
+    }
+
+    /// Answers a kill of a task this agent does not have.
+    pub(super) fn report_unknown_task(&mut self, key: &TaskKey) {
+        let partition_aware = self
+            .tasks
+            .framework(&key.0)
+            .is_some_and(|f| has_capability(f, Capability::PartitionAware));
+        let state = if partition_aware {
+            TaskState::TaskDropped
+        } else {
+            TaskState::TaskLost
+        };
+        tracing::warn!(framework_id = %key.0, task_id = %key.1, ?state, "kill of an unknown task");
+        let agent_id = self.current_agent_id();
+        let status = new_status(
+            &StatusTarget {
+                task_id: &key.1,
+                executor_id: &key.1,
+                agent_id: &agent_id,
+                container: None,
+            },
+            Outcome::with(state, Reason::TaskUnknown, "Task unknown to the agent"),
+        );
+        self.counters.lost += 1;
+        self.enqueue_update(key.0.clone(), status);
+    }
+
+    pub(super) fn on_internal(&mut self, event: Internal) {
+        match event {
+            Internal::Launched {
+                key,
+                container_id,
+                result,
+            } => {
+                let Some(entry) = self.tasks.get_mut(&key) else {
+                    return;
+                };
+                if entry.container_id != container_id {
+                    return;
+                }
+                match result {
+                    Err(message) => self.launch_failed(&key, message),
+                    Ok((launched, sandbox)) => {
+                        entry.pid = Some(launched.pid);
+                        entry.sandbox = Some(sandbox);
+                        let (phase, effect) = entry.phase.step(PhaseEvent::Launched);
+                        entry.phase = phase;
+                        match effect {
+                            Effect::ReportRunning => {
+                                self.report(&key, Outcome::state(TaskState::TaskRunning))
+                            }
+                            // Killed before it ran: no grace, the framework
+                            // never saw it running.
+                            Effect::KillNow => self.signal(&container_id, Signal::SIGKILL),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            Internal::Exited {
+                key,
+                container_id,
+                termination,
+            } => {
+                let Some(entry) = self.tasks.get_mut(&key) else {
+                    return;
+                };
+                if entry.container_id != container_id {
+                    return;
+                }
+                let before = entry.phase;
+                let (phase, effect) = before.step(PhaseEvent::Exited);
+                entry.phase = phase;
+                if effect != Effect::ReportTerminal {
+                    return;
+                }
+                let killing = matches!(before, Phase::Killing { .. });
+                let mut outcome = termination_outcome(termination, killing);
+                if before
+                    == (Phase::Killing {
+                        during_launch: true,
+                    })
+                {
+                    outcome.reason = Some(Reason::TaskKilledDuringLaunch);
+                }
+                tracing::info!(task_id = %key.1, ?termination, state = ?outcome.state, "task ended");
+                self.report(&key, outcome);
+            }
+            Internal::KillTimeout { key, container_id } => {
+                let still_killing = self.tasks.get(&key).is_some_and(|e| {
+                    e.container_id == container_id && matches!(e.phase, Phase::Killing { .. })
+                });
+                if still_killing {
+                    tracing::info!(task_id = %key.1, "kill grace period over; sending SIGKILL");
+                    self.signal(&container_id, Signal::SIGKILL);
+                }
+            }
+        }
+    }
+
+    fn launch_failed(&mut self, key: &TaskKey, message: String) {
+        let Some(entry) = self.tasks.get_mut(key) else {
+            return;
+        };
+        let (phase, effect) = entry.phase.step(PhaseEvent::LaunchFailed);
+        entry.phase = phase;
+        if effect == Effect::ReportLaunchFailed {
+            tracing::warn!(task_id = %key.1, %message, "task launch failed");
+            self.report(
+                key,
+                Outcome::with(
+                    TaskState::TaskFailed,
+                    Reason::ContainerLaunchFailed,
+                    format!("Failed to launch container: {message}"),
+                ),
+            );
+        }
+    }
+
+    /// Records a task's new state and queues its update.
+    fn report(&mut self, key: &TaskKey, outcome: Outcome) {
+        let agent_id = self.current_agent_id();
+        let Some(entry) = self.tasks.get_mut(key) else {
+            return;
+        };
+        entry.state = outcome.state;
+        match outcome.state {
+            TaskState::TaskFinished => self.counters.finished += 1,
+            TaskState::TaskFailed => self.counters.failed += 1,
+            TaskState::TaskKilled => self.counters.killed += 1,
+            _ => {}
+        }
+        let status = new_status(
+            &StatusTarget {
+                task_id: &key.1,
+                executor_id: &entry.executor_id,
+                agent_id: &agent_id,
+                container: entry.pid.map(|pid| (entry.container_id.as_str(), pid)),
+            },
+            outcome,
+        );
+        self.enqueue_update(key.0.clone(), status);
+    }
+}

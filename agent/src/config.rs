@@ -1,0 +1,214 @@
+//! The agent's configuration and its validation.
+//!
+//! The binary fills an [`AgentConfig`] from flags; [`AgentConfig::validate`]
+//! runs before any port is bound or directory created, and every error names
+//! the flag it is about so that `agora agent` can exit with one clear line.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agora_common::resources::{parse_attributes, ParseError, Resources};
+use agora_coord::{Detector, StaticDetector};
+use agora_proto::Attribute;
+
+/// Mesos' default agent port.
+pub const DEFAULT_PORT: u16 = 5051;
+
+/// Everything the agent needs to run.
+#[derive(Clone)]
+pub struct AgentConfig {
+    /// Finds the leading master; asked again on every reconnection so that a
+    /// ZooKeeper detector can follow a failover.
+    pub master: Arc<dyn Detector>,
+    /// Address the HTTP endpoint binds to; also the ip in the agent's `pid`.
+    pub ip: IpAddr,
+    /// HTTP port (`0` picks an ephemeral one, for tests and `agora local`).
+    pub port: u16,
+    /// Hostname reported to the master and put in tasks' `HOST`.
+    pub hostname: String,
+    /// Root of the sandboxes (`<work_dir>/slaves/<agent-id>/...`).
+    pub work_dir: PathBuf,
+    /// `--resources` in Mesos flag syntax; what it leaves out (cpus, mem, disk,
+    /// ports) is auto-detected, as Mesos does.
+    pub resources: Option<String>,
+    /// `--attributes` in Mesos flag syntax (`rack:r1;zone:a`).
+    pub attributes: Option<String>,
+    /// First retry interval of an unacknowledged status update; doubles up to
+    /// [`MAX_RETRY_INTERVAL`](crate::status_update::MAX_RETRY_INTERVAL) (10 min).
+    pub status_update_retry_interval: Duration,
+    /// Time between SIGTERM and SIGKILL when neither the kill request nor the
+    /// task carries a kill policy (Mesos' command executor default: 3 s).
+    pub executor_shutdown_grace_period: Duration,
+    /// Without a `Ping` from the master for this long the agent assumes the
+    /// link is dead and reconnects (Mesos: 15 s ping interval x 5 misses).
+    pub master_ping_timeout: Duration,
+    /// How many finished tasks `/state` remembers, oldest dropped first.
+    pub max_completed_tasks: usize,
+}
+
+impl AgentConfig {
+    /// A configuration with Mesos-like defaults, the master found by `master`
+    /// and sandboxes under `work_dir`.
+    pub fn new(master: Arc<dyn Detector>, work_dir: impl Into<PathBuf>) -> Self {
+        AgentConfig {
+            master,
+            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: DEFAULT_PORT,
+            hostname: default_hostname(),
+            work_dir: work_dir.into(),
+            resources: None,
+            attributes: None,
+            status_update_retry_interval: Duration::from_secs(10),
+            executor_shutdown_grace_period: Duration::from_secs(3),
+            master_ping_timeout: Duration::from_secs(75),
+            max_completed_tasks: 1000,
+        }
+    }
+
+    /// Like [`AgentConfig::new`] for a master at a fixed `host:port` (`--master`).
+    pub fn with_master_address(address: impl Into<String>, work_dir: impl Into<PathBuf>) -> Self {
+        Self::new(Arc::new(StaticDetector::new(address)), work_dir)
+    }
+
+    /// Checks every flag without touching the network or the disk.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.hostname.trim().is_empty() {
+            return Err(ConfigError::Empty("--hostname"));
+        }
+        if self.work_dir.as_os_str().is_empty() {
+            return Err(ConfigError::Empty("--work-dir"));
+        }
+        for (flag, d) in [
+            (
+                "--status-update-retry-interval",
+                self.status_update_retry_interval,
+            ),
+            ("--master-ping-timeout", self.master_ping_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::ZeroDuration(flag));
+            }
+        }
+        self.parsed_resources()?;
+        self.parsed_attributes()?;
+        Ok(())
+    }
+
+    /// The `--resources` flag parsed (empty when absent).
+    pub fn parsed_resources(&self) -> Result<Resources, ConfigError> {
+        match &self.resources {
+            None => Ok(Resources::new()),
+            Some(text) => Resources::parse(text).map_err(ConfigError::Resources),
+        }
+    }
+
+    /// The `--attributes` flag parsed (empty when absent).
+    pub fn parsed_attributes(&self) -> Result<Vec<Attribute>, ConfigError> {
+        match &self.attributes {
+            None => Ok(Vec::new()),
+            Some(text) => parse_attributes(text).map_err(ConfigError::Attributes),
+        }
+    }
+}
+
+impl fmt::Debug for AgentConfig {
+    // `dyn Detector` is not `Debug`; everything else is printed as is.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentConfig")
+            .field("ip", &self.ip)
+            .field("port", &self.port)
+            .field("hostname", &self.hostname)
+            .field("work_dir", &self.work_dir)
+            .field("resources", &self.resources)
+            .field("attributes", &self.attributes)
+            .field(
+                "status_update_retry_interval",
+                &self.status_update_retry_interval,
+            )
+            .field(
+                "executor_shutdown_grace_period",
+                &self.executor_shutdown_grace_period,
+            )
+            .field("master_ping_timeout", &self.master_ping_timeout)
+            .field("max_completed_tasks", &self.max_completed_tasks)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The machine's hostname, or `localhost` when it cannot be read.
+fn default_hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// A configuration error, naming the flag.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    /// `--resources` does not parse.
+    #[error("--resources: {0}")]
+    Resources(#[source] ParseError),
+    /// `--attributes` does not parse.
+    #[error("--attributes: {0}")]
+    Attributes(#[source] ParseError),
+    /// A flag that must not be empty.
+    #[error("{0}: must not be empty")]
+    Empty(&'static str),
+    /// A duration flag that must be positive.
+    #[error("{0}: must be greater than zero")]
+    ZeroDuration(&'static str),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> AgentConfig {
+        AgentConfig::with_master_address("127.0.0.1:5050", "/tmp/agora-test")
+    }
+
+    #[test]
+    fn defaults_are_valid_and_mesos_like() {
+        let c = config();
+        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(c.port, 5051);
+        assert_eq!(c.master_ping_timeout, Duration::from_secs(75));
+        assert_eq!(c.status_update_retry_interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn errors_name_the_flag() {
+        let mut c = config();
+        c.resources = Some("cpus".into());
+        let err = c.validate().expect_err("invalid resources");
+        assert!(
+            err.to_string()
+                .starts_with("--resources: invalid entry 'cpus'"),
+            "{err}"
+        );
+
+        let mut c = config();
+        c.attributes = Some("rack".into());
+        assert!(c
+            .validate()
+            .expect_err("invalid attributes")
+            .to_string()
+            .starts_with("--attributes: "));
+
+        let mut c = config();
+        c.master_ping_timeout = Duration::ZERO;
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::ZeroDuration("--master-ping-timeout"))
+        );
+
+        let mut c = config();
+        c.hostname = " ".into();
+        assert_eq!(c.validate(), Err(ConfigError::Empty("--hostname")));
+    }
+}

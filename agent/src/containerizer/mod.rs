@@ -1,0 +1,156 @@
+//! The boundary between the agent and the processes it runs.
+//!
+//! The agent actor decides *what* runs and *when* it is killed; a
+//! [`Containerizer`] knows *how*: today [`posix::PosixContainerizer`] forks
+//! the command in its own process group. Later implementations (the executor
+//! shim with namespaces and cgroups, Docker) slot in behind the same trait.
+//!
+//! A container's life through the trait: [`Containerizer::launch`] returns
+//! once the process runs; [`Containerizer::wait`] resolves once it has ended
+//! *and* nothing it started survives; [`Containerizer::kill`] delivers a
+//! signal to all of it. The actor calls `wait` exactly once per container.
+
+pub mod env;
+pub mod posix;
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use nix::sys::signal::Signal;
+
+/// What to run, fully resolved by the agent (sandbox made, env built).
+#[derive(Debug, Clone)]
+pub struct LaunchSpec {
+    /// The container's id (a UUID), unique on this agent.
+    pub container_id: String,
+    /// The sandbox: working directory, home of `stdout` and `stderr`.
+    pub sandbox: PathBuf,
+    /// The command.
+    pub command: CommandSpec,
+    /// The complete environment (nothing else is inherited).
+    pub env: Vec<(String, String)>,
+}
+
+/// A command as Mesos' `CommandInfo` describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommandSpec {
+    /// `/bin/sh -c <script>`.
+    Shell(String),
+    /// `program` exec'd directly; `argv[0]` is `argv0` when given, and
+    /// `args` follow it.
+    Exec {
+        /// Path or name (looked up in `PATH`) of the program.
+        program: String,
+        /// What the program sees as `argv[0]`.
+        argv0: Option<String>,
+        /// `argv[1..]`.
+        args: Vec<String>,
+    },
+}
+
+impl CommandSpec {
+    /// Mesos' reading of a `CommandInfo`: shell unless `shell` is false, in
+    /// which case `arguments[0]` is argv0 and the rest the arguments.
+    pub fn from_command_info(info: &agora_proto::CommandInfo) -> Self {
+        let value = info.value.clone().unwrap_or_default();
+        if info.shell.unwrap_or(true) {
+            return CommandSpec::Shell(value);
+        }
+        let mut arguments = info.arguments.iter().cloned();
+        CommandSpec::Exec {
+            program: value,
+            argv0: arguments.next(),
+            args: arguments.collect(),
+        }
+    }
+}
+
+/// A running container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Launched {
+    /// The pid of the container's main process (reported as `executor_pid`).
+    pub pid: i32,
+}
+
+/// How a container's main process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Termination {
+    /// It exited with this status.
+    Exited(i32),
+    /// A signal ended it.
+    Signaled(Signal),
+}
+
+/// A container that could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// The sandbox's `stdout`/`stderr` could not be opened.
+    #[error("cannot open {name} in the sandbox: {source}")]
+    Output {
+        /// `stdout` or `stderr`.
+        name: &'static str,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The process could not be spawned (e.g. the program does not exist).
+    #[error("cannot execute '{program}': {source}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A container the containerizer does not know (any more).
+#[derive(Debug, thiserror::Error)]
+#[error("unknown container '{0}'")]
+pub struct UnknownContainer(pub String);
+
+/// Runs, signals and reaps containers.
+#[async_trait]
+pub trait Containerizer: Send + Sync + 'static {
+    /// Starts the container; returns once its main process runs.
+    async fn launch(&self, spec: LaunchSpec) -> Result<Launched, LaunchError>;
+
+    /// Resolves once the container's main process has ended and every process
+    /// it started is gone; forgets the container afterwards.
+    async fn wait(&self, container_id: &str) -> Result<Termination, UnknownContainer>;
+
+    /// Sends `signal` to every process of the container.
+    async fn kill(&self, container_id: &str, signal: Signal) -> Result<(), UnknownContainer>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agora_proto::CommandInfo;
+
+    #[test]
+    fn command_info_follows_mesos() {
+        let shell = CommandInfo {
+            value: Some("echo hi".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            CommandSpec::from_command_info(&shell),
+            CommandSpec::Shell("echo hi".into())
+        );
+        let exec = CommandInfo {
+            value: Some("/bin/echo".into()),
+            shell: Some(false),
+            arguments: vec!["echo".into(), "a".into(), "b".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            CommandSpec::from_command_info(&exec),
+            CommandSpec::Exec {
+                program: "/bin/echo".into(),
+                argv0: Some("echo".into()),
+                args: vec!["a".into(), "b".into()],
+            }
+        );
+    }
+}

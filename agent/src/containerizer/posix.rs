@@ -1,0 +1,248 @@
+//! The POSIX containerizer: a plain child process in its own process group.
+//!
+//! No isolation yet (namespaces and cgroups come with the executor shim);
+//! what it does guarantee is that a task is a *process group*: signals go to
+//! the whole group, and once the main process has exited the group is
+//! SIGKILLed so that nothing a task forked outlives it.
+//!
+//! The table of containers sits behind a `std::sync::Mutex` that is never
+//! held across an `.await`: `kill` signals under the lock so that it cannot
+//! race with `wait` forgetting the group (after which its id may be reused).
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Stdio;
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use nix::errno::Errno;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+
+use super::{
+    CommandSpec, Containerizer, LaunchError, LaunchSpec, Launched, Termination, UnknownContainer,
+};
+
+struct Entry {
+    /// The process group (= the main process' pid).
+    pgid: Pid,
+    /// Taken by the one `wait` call.
+    child: Option<Child>,
+}
+
+/// Runs each container as a process group on the host.
+#[derive(Default)]
+pub struct PosixContainerizer {
+    containers: Mutex<HashMap<String, Entry>>,
+}
+
+impl PosixContainerizer {
+    /// An empty containerizer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn table(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+        // A poisoned lock only means another thread panicked mid-update of
+        // a plain map; the map itself is still consistent.
+        self.containers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn signal_group(pgid: Pid, signal: Signal) {
+    match killpg(pgid, signal) {
+        Ok(()) => tracing::debug!(pgid = pgid.as_raw(), %signal, "signalled process group"),
+        // The group is already empty: nothing left to signal.
+        Err(Errno::ESRCH) => {}
+        Err(e) => tracing::warn!(pgid = pgid.as_raw(), %signal, error = %e, "killpg failed"),
+    }
+}
+
+#[async_trait]
+impl Containerizer for PosixContainerizer {
+    async fn launch(&self, spec: LaunchSpec) -> Result<Launched, LaunchError> {
+        let open = |name: &'static str| {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(spec.sandbox.join(name))
+                .map_err(|source| LaunchError::Output { name, source })
+        };
+        let (stdout, stderr) = (open("stdout")?, open("stderr")?);
+
+        let (mut command, program) = match &spec.command {
+            CommandSpec::Shell(script) => {
+                let mut c = Command::new("/bin/sh");
+                c.arg("-c").arg(script);
+                (c, "/bin/sh".to_string())
+            }
+            CommandSpec::Exec {
+                program,
+                argv0,
+                args,
+            } => {
+                let mut c = Command::new(program);
+                if let Some(argv0) = argv0 {
+                    c.arg0(argv0);
+                }
+                c.args(args);
+                (c, program.clone())
+            }
+        };
+        command
+            .env_clear()
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&spec.sandbox)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            // A group of its own: signals reach everything the task forks,
+            // and a Ctrl-C at the agent's terminal does not reach tasks.
+            .process_group(0)
+            .kill_on_drop(false);
+
+        let child = command
+            .spawn()
+            .map_err(|source| LaunchError::Spawn { program, source })?;
+        // `id()` is only `None` after the child was reaped, which cannot have
+        // happened yet: nobody has waited on it.
+        let pid = child.id().map(|p| p as i32).unwrap_or_default();
+        tracing::debug!(container_id = %spec.container_id, pid, "spawned container");
+        self.table().insert(
+            spec.container_id.clone(),
+            Entry {
+                pgid: Pid::from_raw(pid),
+                child: Some(child),
+            },
+        );
+        Ok(Launched { pid })
+    }
+
+    async fn wait(&self, container_id: &str) -> Result<Termination, UnknownContainer> {
+        let (pgid, child) = {
+            let mut table = self.table();
+            let entry = table
+                .get_mut(container_id)
+                .ok_or_else(|| UnknownContainer(container_id.to_string()))?;
+            (entry.pgid, entry.child.take())
+        };
+        let mut child = child.ok_or_else(|| UnknownContainer(container_id.to_string()))?;
+        let status = child.wait().await;
+        {
+            // Forget the group and kill its remaining members under the lock,
+            // so that no `kill` can target the group id after this point.
+            let mut table = self.table();
+            table.remove(container_id);
+            signal_group(pgid, Signal::SIGKILL);
+        }
+        let termination = match status {
+            Ok(status) => match (status.code(), status.signal()) {
+                (Some(code), _) => Termination::Exited(code),
+                (None, Some(sig)) => {
+                    Termination::Signaled(Signal::try_from(sig).unwrap_or(Signal::SIGKILL))
+                }
+                (None, None) => Termination::Exited(-1),
+            },
+            Err(e) => {
+                tracing::warn!(container_id, error = %e, "waiting for the container failed");
+                Termination::Exited(-1)
+            }
+        };
+        tracing::debug!(container_id, ?termination, "container ended");
+        Ok(termination)
+    }
+
+    async fn kill(&self, container_id: &str, signal: Signal) -> Result<(), UnknownContainer> {
+        let table = self.table();
+        let entry = table
+            .get(container_id)
+            .ok_or_else(|| UnknownContainer(container_id.to_string()))?;
+        signal_group(entry.pgid, signal);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(dir: &std::path::Path, command: CommandSpec) -> LaunchSpec {
+        LaunchSpec {
+            container_id: uuid::Uuid::new_v4().to_string(),
+            sandbox: dir.to_path_buf(),
+            command,
+            env: vec![("GREETING".into(), "hello".into())],
+        }
+    }
+
+    fn temp_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("agora-posix-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    #[tokio::test]
+    async fn runs_a_shell_command_with_only_the_given_env() {
+        let dir = temp_dir();
+        let c = PosixContainerizer::new();
+        let s = spec(
+            &dir,
+            CommandSpec::Shell("echo $GREETING; echo ${HOME:-nohome}; exit 3".into()),
+        );
+        let id = s.container_id.clone();
+        c.launch(s).await.expect("launch");
+        assert_eq!(c.wait(&id).await.expect("known"), Termination::Exited(3));
+        let out = std::fs::read_to_string(dir.join("stdout")).expect("stdout");
+        assert_eq!(out, "hello\nnohome\n");
+        assert!(c.wait(&id).await.is_err(), "forgotten after wait");
+        std::fs::remove_dir_all(dir).expect("cleanup");
+    }
+
+    #[tokio::test]
+    async fn exec_with_argv0_and_missing_program() {
+        let dir = temp_dir();
+        let c = PosixContainerizer::new();
+        let s = spec(
+            &dir,
+            CommandSpec::Exec {
+                program: "/bin/sh".into(),
+                argv0: Some("sh".into()),
+                args: vec!["-c".into(), "echo $0 $1".into(), "x".into()],
+            },
+        );
+        let id = s.container_id.clone();
+        c.launch(s).await.expect("launch");
+        assert_eq!(c.wait(&id).await.expect("known"), Termination::Exited(0));
+        let out = std::fs::read_to_string(dir.join("stdout")).expect("stdout");
+        assert_eq!(out, "x\n");
+
+        let missing = spec(
+            &dir,
+            CommandSpec::Exec {
+                program: "/nonexistent/prog".into(),
+                argv0: None,
+                args: vec![],
+            },
+        );
+        let err = c.launch(missing).await.expect_err("no such program");
+        assert!(err.to_string().contains("/nonexistent/prog"), "{err}");
+        std::fs::remove_dir_all(dir).expect("cleanup");
+    }
+
+    #[tokio::test]
+    async fn kill_reaches_the_group() {
+        let dir = temp_dir();
+        let c = PosixContainerizer::new();
+        let s = spec(&dir, CommandSpec::Shell("sleep 100 & sleep 100".into()));
+        let id = s.container_id.clone();
+        c.launch(s).await.expect("launch");
+        c.kill(&id, Signal::SIGTERM).await.expect("known");
+        let t = c.wait(&id).await.expect("known");
+        assert!(matches!(t, Termination::Signaled(Signal::SIGTERM)), "{t:?}");
+        std::fs::remove_dir_all(dir).expect("cleanup");
+    }
+}

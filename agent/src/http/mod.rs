@@ -1,0 +1,99 @@
+//! The agent's HTTP endpoint (axum): `/state`, `/health`, `/version`,
+//! `/metrics/snapshot`.
+//!
+//! Handlers only translate: each asks the agent actor for a [`Snapshot`]
+//! through a [`StateQuery`] and renders it (see [`state`]). The listener is
+//! bound by [`crate::start`] before anything else runs, so the caller learns
+//! the address (port 0 in tests) and a taken port fails the start.
+
+pub mod state;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+
+use agora_common::shutdown::Shutdown;
+pub use state::Snapshot;
+
+/// A request for the agent's state, answered by the actor.
+#[derive(Debug)]
+pub struct StateQuery {
+    /// Where the snapshot goes.
+    pub reply: oneshot::Sender<Snapshot>,
+}
+
+#[derive(Clone)]
+struct AppState {
+    queries: mpsc::Sender<StateQuery>,
+}
+
+impl AppState {
+    async fn snapshot(&self) -> Result<Snapshot, Response> {
+        let (reply, rx) = oneshot::channel();
+        let unavailable =
+            || (StatusCode::SERVICE_UNAVAILABLE, "the agent is stopping").into_response();
+        self.queries
+            .send(StateQuery { reply })
+            .await
+            .map_err(|_| unavailable())?;
+        rx.await.map_err(|_| unavailable())
+    }
+}
+
+/// The routes, answering from `queries`.
+pub fn router(queries: mpsc::Sender<StateQuery>) -> Router {
+    Router::new()
+        .route("/state", get(get_state))
+        .route("/state.json", get(get_state))
+        .route("/slave(1)/state", get(get_state))
+        .route("/slave(1)/state.json", get(get_state))
+        .route("/health", get(|| async { StatusCode::OK }))
+        .route("/slave(1)/health", get(|| async { StatusCode::OK }))
+        .route(
+            "/version",
+            get(|| async { Json(json!({ "version": agora_common::VERSION })) }),
+        )
+        .route("/metrics/snapshot", get(get_metrics))
+        .with_state(AppState { queries })
+}
+
+async fn get_state(State(app): State<AppState>) -> Response {
+    match app.snapshot().await {
+        Ok(s) => Json(state::state_json(&s)).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn get_metrics(State(app): State<AppState>) -> Response {
+    match app.snapshot().await {
+        Ok(s) => Json(state::metrics_json(&s)).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// Serves on `listener` until either signal fires; in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    queries: mpsc::Sender<StateQuery>,
+    shutdown: Shutdown,
+    stop: Shutdown,
+) {
+    let app = router(queries);
+    let stopped = async move {
+        tokio::select! {
+            _ = shutdown.fired() => {}
+            _ = stop.fired() => {}
+        }
+    };
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(stopped)
+        .await
+    {
+        tracing::error!(error = %e, "http server failed");
+    }
+}

@@ -1,0 +1,165 @@
+//! Building task status updates: what a container's end means for its task.
+//!
+//! Messages and reasons follow Mesos' command executor so that frameworks
+//! written against Mesos (and people reading Marathon's UI) see the texts
+//! they know: "Command exited with status 3", "Command terminated with
+//! signal SIGKILL".
+
+use agora_proto::task_status::{Reason, Source};
+use agora_proto::{
+    AgentId, ContainerId, ContainerStatus, ExecutorId, TaskId, TaskState, TaskStatus,
+};
+
+use crate::containerizer::Termination;
+
+/// The fields every update of one task shares.
+#[derive(Debug, Clone)]
+pub struct StatusTarget<'a> {
+    /// The task.
+    pub task_id: &'a str,
+    /// Its executor (the task id for command tasks).
+    pub executor_id: &'a str,
+    /// This agent.
+    pub agent_id: &'a str,
+    /// The container and its main pid, once launched.
+    pub container: Option<(&'a str, i32)>,
+}
+
+/// What a status says beyond its target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The new state.
+    pub state: TaskState,
+    /// Why, for failures.
+    pub reason: Option<Reason>,
+    /// A human-readable explanation.
+    pub message: Option<String>,
+}
+
+impl Outcome {
+    /// A state with neither reason nor message.
+    pub fn state(state: TaskState) -> Self {
+        Outcome {
+            state,
+            reason: None,
+            message: None,
+        }
+    }
+
+    /// A state with a reason and a message.
+    pub fn with(state: TaskState, reason: Reason, message: impl Into<String>) -> Self {
+        Outcome {
+            state,
+            reason: Some(reason),
+            message: Some(message.into()),
+        }
+    }
+}
+
+/// A fresh status (new uuid, current timestamp) for `target`.
+pub fn new_status(target: &StatusTarget<'_>, outcome: Outcome) -> TaskStatus {
+    TaskStatus {
+        task_id: Some(TaskId {
+            value: target.task_id.to_string(),
+        }),
+        state: outcome.state as i32,
+        message: outcome.message,
+        // Command tasks have no executor of their own yet; the agent speaks
+        // for them as Mesos' command executor would.
+        source: Some(Source::Executor as i32),
+        reason: outcome.reason.map(|r| r as i32),
+        agent_id: Some(AgentId {
+            value: target.agent_id.to_string(),
+        }),
+        executor_id: Some(ExecutorId {
+            value: target.executor_id.to_string(),
+        }),
+        timestamp: Some(agora_common::time::now_secs()),
+        uuid: Some(uuid::Uuid::new_v4().as_bytes().to_vec()),
+        container_status: target.container.map(|(id, pid)| ContainerStatus {
+            container_id: Some(ContainerId {
+                value: id.to_string(),
+                parent: None,
+            }),
+            network_infos: Vec::new(),
+            executor_pid: Some(pid),
+        }),
+        ..Default::default()
+    }
+}
+
+/// What the end of a task's container means: `killed` says whether the agent
+/// was killing the task (then it is `TASK_KILLED` however it ended).
+pub fn termination_outcome(termination: Termination, killed: bool) -> Outcome {
+    let message = match termination {
+        Termination::Exited(code) => format!("Command exited with status {code}"),
+        Termination::Signaled(signal) => format!("Command terminated with signal {signal}"),
+    };
+    if killed {
+        return Outcome {
+            state: TaskState::TaskKilled,
+            reason: None,
+            message: Some(message),
+        };
+    }
+    match termination {
+        Termination::Exited(0) => Outcome {
+            state: TaskState::TaskFinished,
+            reason: None,
+            message: Some(message),
+        },
+        _ => Outcome::with(
+            TaskState::TaskFailed,
+            Reason::CommandExecutorFailed,
+            message,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::signal::Signal;
+
+    #[test]
+    fn outcomes_follow_the_command_executor() {
+        let o = termination_outcome(Termination::Exited(0), false);
+        assert_eq!(o.state, TaskState::TaskFinished);
+        assert_eq!(o.message.as_deref(), Some("Command exited with status 0"));
+
+        let o = termination_outcome(Termination::Exited(3), false);
+        assert_eq!(o.state, TaskState::TaskFailed);
+        assert_eq!(o.reason, Some(Reason::CommandExecutorFailed));
+        assert_eq!(o.message.as_deref(), Some("Command exited with status 3"));
+
+        let o = termination_outcome(Termination::Signaled(Signal::SIGSEGV), false);
+        assert_eq!(o.state, TaskState::TaskFailed);
+        assert_eq!(
+            o.message.as_deref(),
+            Some("Command terminated with signal SIGSEGV")
+        );
+
+        let o = termination_outcome(Termination::Signaled(Signal::SIGKILL), true);
+        assert_eq!(o.state, TaskState::TaskKilled);
+        assert_eq!(
+            o.message.as_deref(),
+            Some("Command terminated with signal SIGKILL")
+        );
+    }
+
+    #[test]
+    fn statuses_are_unique_and_complete() {
+        let target = StatusTarget {
+            task_id: "t",
+            executor_id: "t",
+            agent_id: "a",
+            container: Some(("c", 42)),
+        };
+        let a = new_status(&target, Outcome::state(TaskState::TaskRunning));
+        let b = new_status(&target, Outcome::state(TaskState::TaskRunning));
+        assert_ne!(a.uuid, b.uuid);
+        assert_eq!(a.uuid.as_ref().map(Vec::len), Some(16));
+        assert_eq!(a.container_status.and_then(|c| c.executor_pid), Some(42));
+        assert!(a.timestamp.is_some_and(|t| t > 0.0));
+    }
+}

@@ -1,0 +1,72 @@
+//! `agora bench ...`: benchmarks that report figures (JSON, then a table).
+
+use std::time::Duration;
+
+use agora_bench::{MasterBenchArgs, MasterTarget};
+use clap::{Args, Subcommand};
+
+use crate::flags::duration;
+
+/// The benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The master under emulated agents (real gRPC streams) and SDK frameworks.
+    Master(MasterBench),
+}
+
+/// Flags of `agora bench master`.
+#[derive(Debug, Args)]
+pub struct MasterBench {
+    /// Emulated agents.
+    #[arg(long, default_value_t = 1000)]
+    pub agents: usize,
+    /// Frameworks.
+    #[arg(long, default_value_t = 100)]
+    pub frameworks: usize,
+    /// Tasks to launch in all.
+    #[arg(long, default_value_t = 10_000)]
+    pub tasks: usize,
+    /// Benchmark a running master at HOST:PORT instead of spawning one.
+    #[arg(long)]
+    pub master: Option<String>,
+    /// Give up after this long.
+    #[arg(long, default_value = "10mins", value_parser = duration)]
+    pub timeout: Duration,
+}
+
+/// Runs a benchmark and prints its report.
+pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Master(b) => {
+            if b.agents == 0 || b.frameworks == 0 || b.tasks == 0 {
+                anyhow::bail!("--agents, --frameworks and --tasks must be at least 1");
+            }
+            let master = match b.master {
+                Some(address) => MasterTarget::Address(address),
+                None => {
+                    let work_dir =
+                        std::env::temp_dir().join(format!("agora-bench-{}", std::process::id()));
+                    MasterTarget::Spawn {
+                        program: std::env::current_exe()?,
+                        args: vec![
+                            "master".into(),
+                            "--ip".into(),
+                            "127.0.0.1".into(),
+                            "--work-dir".into(),
+                            work_dir.display().to_string(),
+                        ],
+                    }
+                }
+            };
+            let args = MasterBenchArgs {
+                timeout: b.timeout,
+                master,
+                ..MasterBenchArgs::new(b.agents, b.frameworks, b.tasks)
+            };
+            let report = agora_bench::run_master_bench(args).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            println!("{}", report.table());
+        }
+    }
+    Ok(())
+}
