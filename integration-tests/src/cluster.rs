@@ -1,10 +1,12 @@
 //! A master and agents on loopback, each stoppable on its own.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use agora_agent::{AgentConfig, AgentHandle};
 use agora_common::shutdown::{self, ShutdownTrigger};
+use agora_coord::MemoryStore;
 use agora_master::{MasterConfig, MasterHandle};
 use agora_sdk::SchedulerConfig;
 use serde_json::Value;
@@ -74,6 +76,7 @@ impl ClusterBuilder {
             agents: Vec::new(),
             http: reqwest::Client::new(),
             builder: self.clone(),
+            store: Arc::new(MemoryStore::new()),
             dir,
         };
         cluster.start_master().await;
@@ -105,6 +108,8 @@ pub struct Cluster {
     agents: Vec<RunningAgent>,
     http: reqwest::Client,
     builder: ClusterBuilder,
+    /// The coordination store, shared by successive masters like ZooKeeper would be.
+    store: Arc<MemoryStore>,
     dir: tempfile::TempDir,
 }
 
@@ -121,7 +126,7 @@ impl Cluster {
         if self.master_addr.port() != 0 {
             config.port = self.master_addr.port();
         }
-        let handle = agora_master::start(config, shutdown)
+        let handle = agora_master::start_with_store(config, self.store.clone(), shutdown)
             .await
             .expect("master starts");
         self.master_addr = handle.addr();
@@ -213,6 +218,14 @@ impl Cluster {
             .json()
             .await
             .expect("JSON")
+    }
+
+    /// The registry as the masters stored it.
+    pub async fn registry(&self) -> agora_proto::Registry {
+        agora_master::registry::registrar::recover(self.store.as_ref())
+            .await
+            .expect("registry")
+            .0
     }
 
     /// `/master/state`.

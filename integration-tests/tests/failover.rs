@@ -168,6 +168,20 @@ async fn agents_and_frameworks_come_back_after_a_master_restart() {
     let mut f = TestFramework::subscribe(config).await;
     launch_sleeper(&mut f, "persistent").await;
     let id = f.framework_id.clone();
+    let agent_id = cluster.state().await["slaves"][0]["id"]
+        .as_str()
+        .expect("agent id")
+        .to_string();
+    let admitted = cluster.registry().await;
+    assert!(
+        admitted.agents.iter().any(|a| a
+            .info
+            .as_ref()
+            .and_then(|i| i.id.as_ref())
+            .map(|i| i.value.as_str())
+            == Some(agent_id.as_str())),
+        "the agent is in the stored registry: {admitted:?}"
+    );
     cluster.restart_master().await;
     // The agent reregisters with its running task; the framework resubscribes.
     assert_eventually!(

@@ -38,8 +38,13 @@ async fn fill(framework: &TestFramework, offer: &Offer, prefix: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_frameworks_share_the_cluster_fairly() {
     // Frameworks subscribe before any agent registers, so every agent is
-    // allocated by DRF as it arrives.
-    let mut cluster = Cluster::builder().agents(0).start().await;
+    // allocated by DRF as it arrives. Four tasks use all of an agent's cpus
+    // and memory, so no leftovers muddy the shares.
+    let mut cluster = Cluster::builder()
+        .agents(0)
+        .agent_resources("cpus:4;mem:512;disk:100;ports:[31000-31010]")
+        .start()
+        .await;
     let mut a = TestFramework::subscribe(cluster.scheduler_config("fair-a")).await;
     let mut b = TestFramework::subscribe(cluster.scheduler_config("fair-b")).await;
     for _ in 0..4 {

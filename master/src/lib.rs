@@ -20,12 +20,15 @@ pub mod api;
 pub mod books;
 pub mod config;
 pub mod metrics;
+pub mod registry;
 pub mod validation;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use agora_common::shutdown::Shutdown;
+use agora_coord::{MemoryStore, Store, StoreError};
 use agora_proto::agent::agent_service_server::AgentServiceServer;
 use agora_proto::master::operator_server::OperatorServer;
 use agora_proto::scheduler::scheduler_server::SchedulerServer;
@@ -46,6 +49,9 @@ pub enum MasterError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The registry could not be read.
+    #[error("cannot recover the registry: {0}")]
+    Registry(#[from] StoreError),
     /// The port could not be bound.
     #[error("cannot bind {addr}: {source}")]
     Bind {
@@ -99,9 +105,25 @@ async fn advertised_ip(config: &MasterConfig, bound: IpAddr) -> IpAddr {
     }
 }
 
-/// Validates the configuration, binds the port and starts serving.
+/// Validates the configuration, binds the port and starts serving, with the
+/// registry kept in memory.
 pub async fn start(config: MasterConfig, shutdown: Shutdown) -> Result<MasterHandle, MasterError> {
+    start_with_store(config, Arc::new(MemoryStore::new()), shutdown).await
+}
+
+/// Like [`start`], persisting the registry in `store` and recovering from it.
+pub async fn start_with_store(
+    config: MasterConfig,
+    store: Arc<dyn Store>,
+    shutdown: Shutdown,
+) -> Result<MasterHandle, MasterError> {
     config.validate()?;
+    std::fs::create_dir_all(&config.work_dir).map_err(|e| ConfigError {
+        flag: "--work-dir",
+        message: format!("cannot create {}: {e}", config.work_dir.display()),
+    })?;
+    let (registry, version) = registry::registrar::recover(store.as_ref()).await?;
+    let registrar = registry::registrar::spawn(store, registry.clone(), version);
     let bind = SocketAddr::new(config.ip, config.port);
     let listener = TcpListener::bind(bind)
         .await
@@ -131,7 +153,7 @@ pub async fn start(config: MasterConfig, shutdown: Shutdown) -> Result<MasterHan
     };
     let (tx, rx) = mpsc::channel(65_536);
     let client = api::MasterClient::new(tx);
-    let master = actor::Master::new(config, info.clone());
+    let master = actor::Master::new(config, info.clone(), registry, registrar);
     let actor = tokio::spawn(actor::run(master, rx, shutdown.clone()));
 
     let grpc = tonic::service::Routes::new(

@@ -18,6 +18,7 @@ use super::calls::{acknowledgement, master_status};
 use super::offers::update_event;
 use super::Master;
 use crate::books::{task_resources, Agent, AgentConn, AgentState, UnreachableAgent};
+use crate::registry::Operation;
 
 /// How many statuses a task keeps for `/master/state`.
 const MAX_STATUSES_PER_TASK: usize = 10;
@@ -58,6 +59,7 @@ impl Master {
                     )),
                 }));
                 self.allocator.add_agent(&id, total.clone(), Vec::new());
+                self.persist(Operation::AdmitAgent(info.clone()));
                 self.agents.insert(
                     id.clone(),
                     new_agent(id.clone(), info, total, register.version, conn),
@@ -103,6 +105,8 @@ impl Master {
             self.detach_agent(&id, now);
         }
         let was_unreachable = self.unreachable_agents.remove(&id).is_some();
+        self.recovered_agents.remove(&id);
+        self.persist(Operation::AdmitAgent(info.clone()));
         for framework in reregister.frameworks {
             self.recover_framework(framework);
         }
@@ -427,6 +431,10 @@ impl Master {
             return;
         };
         let since = now_secs();
+        self.persist(Operation::MarkUnreachable {
+            id: id.to_string(),
+            nanos: now_nanos(),
+        });
         for (framework_id, task_id) in &agent.tasks {
             let Some(framework) = self.frameworks.get_mut(framework_id) else {
                 continue;

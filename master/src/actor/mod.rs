@@ -32,6 +32,8 @@ use crate::allocator::Allocator;
 use crate::books::{Agent, Framework, OfferBook, UnreachableAgent};
 use crate::config::MasterConfig;
 use crate::metrics::Metrics;
+use crate::registry::registrar::RegistrarHandle;
+use crate::registry::Operation;
 
 pub use views::MetricsSnapshot;
 
@@ -125,11 +127,20 @@ pub struct Master {
     pub(crate) started: Instant,
     /// Set by events that may make new offers possible; cleared by `allocate`.
     pub(crate) allocation_pending: bool,
+    /// Persists admitted and unreachable agents.
+    pub(crate) registrar: RegistrarHandle,
+    /// Agents the registry lists that have not reregistered with this master yet.
+    pub(crate) recovered_agents: HashMap<String, agora_proto::AgentInfo>,
 }
 
 impl Master {
-    /// A master with empty books.
-    pub fn new(config: MasterConfig, info: MasterInfo) -> Self {
+    /// A master whose books start from the recovered `registry`.
+    pub fn new(
+        config: MasterConfig,
+        info: MasterInfo,
+        registry: agora_proto::Registry,
+        registrar: RegistrarHandle,
+    ) -> Self {
         // MasterConfig::validate refuses non-positive weights, the allocator's only error.
         let allocator = Allocator::new(config.weights.clone())
             .expect("weights are validated by MasterConfig::validate");
@@ -149,12 +160,45 @@ impl Master {
             start_time: agora_common::time::now_secs(),
             started: Instant::now(),
             allocation_pending: false,
+            registrar,
+            recovered_agents: HashMap::new(),
             config,
         };
+        for agent in registry.agents {
+            if let Some(info) = agent.info {
+                let id = info
+                    .id
+                    .as_ref()
+                    .map(|a| a.value.clone())
+                    .unwrap_or_default();
+                master.recovered_agents.insert(id, info);
+            }
+        }
+        for agent in registry.unreachable {
+            let id = agent.id.map(|a| a.value).unwrap_or_default();
+            let since = agent
+                .timestamp
+                .map(|t| t.nanoseconds as f64 / 1e9)
+                .unwrap_or(0.0);
+            let info = agent.info.unwrap_or_default();
+            master
+                .unreachable_agents
+                .insert(id, UnreachableAgent { info, since });
+        }
+        for (role, weight) in registry.weights {
+            if master.allocator.set_weight(&role, weight).is_err() {
+                tracing::warn!(%role, weight, "ignoring an invalid weight from the registry");
+            }
+        }
         for (role, quota) in master.config.quotas.clone() {
             master.allocator.set_quota(&role, quota);
         }
         master
+    }
+
+    /// Persists a registry change (asynchronously, batched).
+    pub(crate) fn persist(&self, op: Operation) {
+        self.registrar.apply(op);
     }
 
     pub(crate) fn next_conn(&mut self) -> u64 {

@@ -308,7 +308,11 @@ impl Master {
                 "work_dir": self.config.work_dir.display().to_string(),
             },
             "slaves": agents,
-            "recovered_slaves": [],
+            "recovered_slaves": self
+                .recovered_agents
+                .iter()
+                .map(|(id, info)| json!({"id": id, "hostname": info.hostname, "port": info.port.unwrap_or(5051)}))
+                .collect::<Vec<_>>(),
             "frameworks": frameworks,
             "completed_frameworks": completed,
             "orphan_tasks": [],
