@@ -27,7 +27,7 @@
 //!         SchedulerEvent::Offers(offers) => {
 //!             for offer in offers {
 //!                 if launched {
-//!                     scheduler.decline(vec![offer.id.clone()], None).await?;
+//!                     scheduler.decline(offer.id.clone().into_iter().collect(), None).await?;
 //!                     continue;
 //!                 }
 //!                 let task = TaskBuilder::new("hello-1", "echo hello")
