@@ -29,8 +29,8 @@ pub struct MasterBench {
     /// Benchmark a running master at HOST:PORT instead of spawning one.
     #[arg(long)]
     pub master: Option<String>,
-    /// Give up after this long.
-    #[arg(long, default_value = "10mins", value_parser = duration)]
+    /// Give up on a phase after this long.
+    #[arg(long, default_value = "2mins", value_parser = duration)]
     pub timeout: Duration,
 }
 
@@ -44,25 +44,16 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             let master = match b.master {
                 Some(address) => MasterTarget::Address(address),
                 None => {
+                    // The master runs as a child process so that its memory
+                    // is measured apart from the emulated agents and frameworks.
                     let work_dir =
                         std::env::temp_dir().join(format!("agora-bench-{}", std::process::id()));
-                    MasterTarget::Spawn {
-                        program: std::env::current_exe()?,
-                        args: vec![
-                            "master".into(),
-                            "--ip".into(),
-                            "127.0.0.1".into(),
-                            "--work-dir".into(),
-                            work_dir.display().to_string(),
-                        ],
-                    }
+                    let port = agora_bench::free_port()?;
+                    MasterTarget::spawn_agora(std::env::current_exe()?, port, &work_dir)
                 }
             };
-            let args = MasterBenchArgs {
-                timeout: b.timeout,
-                master,
-                ..MasterBenchArgs::new(b.agents, b.frameworks, b.tasks)
-            };
+            let mut args = MasterBenchArgs::new(b.agents, b.frameworks, b.tasks, master);
+            args.timeout = b.timeout;
             let report = agora_bench::run_master_bench(args).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             println!("{}", report.table());

@@ -84,7 +84,9 @@ pub async fn run(args: LocalArgs, trigger: ShutdownTrigger) -> anyhow::Result<()
     println!("Stopping...");
     trigger.fire();
     for agent in agents {
-        agent.join().await;
+        if let Err(e) = agent.join().await {
+            eprintln!("an agent stopped with an error: {e}");
+        }
     }
     master.join().await;
     Ok(())

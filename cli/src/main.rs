@@ -57,7 +57,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    agora_common::telemetry::init("info");
+    // A user running `execute` wants the task updates, not the SDK's logs.
+    let default_filter = match cli.command {
+        Command::Execute(_) => "warn",
+        _ => "info",
+    };
+    agora_common::telemetry::init(default_filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -379,7 +379,8 @@ impl Resources {
                 .iter()
                 .filter(|r| r.name == name)
                 .filter_map(|r| r.scalar.map(|s| s.value))
-                .sum(),
+                // Not `sum()`: an empty float sum is -0.0, which JSON shows as "-0.0".
+                .fold(0.0, |a, b| a + b),
         )
     }
 
@@ -667,6 +668,12 @@ mod tests {
             r.subtract(&res("cpus:0.1"));
         }
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn absent_scalars_are_positive_zero() {
+        let zero = Resources::new().scalar("gpus");
+        assert!(zero == 0.0 && zero.is_sign_positive());
     }
 
     #[test]

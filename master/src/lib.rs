@@ -33,7 +33,7 @@ use agora_proto::agent::agent_service_server::AgentServiceServer;
 use agora_proto::master::operator_server::OperatorServer;
 use agora_proto::scheduler::scheduler_server::SchedulerServer;
 use agora_proto::{Address, MasterInfo};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -88,6 +88,22 @@ impl MasterHandle {
     }
 }
 
+/// How many connections may wait to be accepted: a thousand frameworks or
+/// agents reconnecting at once (after a failover) must not be reset.
+const LISTEN_BACKLOG: u32 = 8192;
+
+/// Binds with a deep accept backlog (tokio's `bind` uses 1024).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// The IP others should use to reach us.
 async fn advertised_ip(config: &MasterConfig, bound: IpAddr) -> IpAddr {
     if let Some(ip) = config.advertise_ip {
@@ -125,9 +141,7 @@ pub async fn start_with_store(
     let (registry, version) = registry::registrar::recover(store.as_ref()).await?;
     let registrar = registry::registrar::spawn(store, registry.clone(), version);
     let bind = SocketAddr::new(config.ip, config.port);
-    let listener = TcpListener::bind(bind)
-        .await
-        .map_err(|source| MasterError::Bind { addr: bind, source })?;
+    let listener = listen(bind).map_err(|source| MasterError::Bind { addr: bind, source })?;
     let addr = listener
         .local_addr()
         .map_err(|source| MasterError::Bind { addr: bind, source })?;
