@@ -1,6 +1,7 @@
 //! `agora local`: a master and N agents in one process, for a first look and
 //! for development. Coordination is in memory; nothing else is needed.
 
+use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
@@ -81,7 +82,8 @@ pub async fn run(args: LocalArgs, trigger: ShutdownTrigger) -> anyhow::Result<()
     println!("Try: agora execute --master {master_addr} --name hello --command 'echo hello'");
     println!("Press Ctrl-C to stop.");
     crate::wait_for_signal().await;
-    println!("Stopping...");
+    // stdout may be gone (a closed pipe); stopping must not depend on it.
+    let _ = writeln!(std::io::stdout(), "Stopping...");
     trigger.fire();
     for agent in agents {
         if let Err(e) = agent.join().await {
