@@ -71,11 +71,10 @@ impl Master {
             by_framework
                 .entry(framework.id.clone())
                 .or_default()
-                .push(offer.clone());
+                .push(offer);
             self.offers.insert(
                 id,
                 OfferEntry {
-                    offer,
                     framework_id: allocation.framework_id,
                     agent_id: allocation.agent_id,
                     role: allocation.role,

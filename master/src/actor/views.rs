@@ -221,10 +221,10 @@ impl Master {
         let offers: Vec<Value> = f
             .offers
             .iter()
-            .filter_map(|id| self.offers.get(id))
-            .map(|o| {
+            .filter_map(|id| self.offers.get(id).map(|o| (id, o)))
+            .map(|(id, o)| {
                 json!({
-                    "id": o.offer.id.as_ref().map(|i| i.value.as_str()).unwrap_or(""),
+                    "id": id,
                     "framework_id": o.framework_id,
                     "slave_id": o.agent_id,
                     "resources": resources_json(&o.resources),

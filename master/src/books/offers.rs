@@ -4,13 +4,10 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use agora_common::resources::Resources;
-use agora_proto::Offer;
 
 /// An offer made and not yet answered.
 #[derive(Debug, Clone)]
 pub struct OfferEntry {
-    /// The offer as sent.
-    pub offer: Offer,
     /// The framework it went to.
     pub framework_id: String,
     /// The agent whose resources it holds.
