@@ -97,6 +97,27 @@ impl TestFramework {
         .await
     }
 
+    /// Launches one task running `command` with `cpus`/`mem` on the next
+    /// offer; returns that offer.
+    pub async fn launch_on_next_offer(
+        &mut self,
+        task_id: &str,
+        command: &str,
+        cpus: f64,
+        mem: f64,
+    ) -> Offer {
+        let offer = self.offers().await.remove(0);
+        let task = agora_sdk::TaskBuilder::new(task_id, command)
+            .cpus(cpus)
+            .mem(mem)
+            .build(&offer);
+        self.scheduler
+            .launch(&offer, vec![task])
+            .await
+            .expect("launch");
+        offer
+    }
+
     /// Waits for an update of `task_id` into `state`.
     pub async fn update(&mut self, task_id: &str, state: TaskState) -> TaskStatus {
         let what = format!("{task_id} to reach {}", state.as_str_name());

@@ -7,18 +7,10 @@ use agora_integration_tests::{assert_eventually, Cluster, TestFramework};
 use agora_proto::framework_info::capability::Type as Capability;
 use agora_proto::task_status::Reason;
 use agora_proto::{TaskId, TaskState};
-use agora_sdk::{Scheduler, SchedulerEvent, TaskBuilder};
+use agora_sdk::{Scheduler, SchedulerEvent};
 
 async fn launch_sleeper(f: &mut TestFramework, id: &str) -> agora_proto::Offer {
-    let offer = f.offers().await.remove(0);
-    let task = TaskBuilder::new(id, "sleep 100")
-        .cpus(0.1)
-        .mem(32.0)
-        .build(&offer);
-    f.scheduler
-        .launch(&offer, vec![task])
-        .await
-        .expect("launch");
+    let offer = f.launch_on_next_offer(id, "sleep 100", 0.1, 32.0).await;
     f.update(id, TaskState::TaskRunning).await;
     offer
 }

@@ -2,22 +2,14 @@
 
 use agora_integration_tests::{Cluster, TestFramework};
 use agora_proto::TaskState;
-use agora_sdk::TaskBuilder;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_has_the_mesos_shape() {
     let cluster = Cluster::builder().agents(2).start().await;
     let mut f =
         TestFramework::subscribe(cluster.scheduler_config("shape").auto_acknowledge(true)).await;
-    let offer = f.offers().await.remove(0);
-    let task = TaskBuilder::new("shaped", "sleep 30")
-        .cpus(0.5)
-        .mem(64.0)
-        .build(&offer);
-    f.scheduler
-        .launch(&offer, vec![task])
-        .await
-        .expect("launch");
+    f.launch_on_next_offer("shaped", "sleep 30", 0.5, 64.0)
+        .await;
     f.update("shaped", TaskState::TaskRunning).await;
 
     for path in ["/master/state", "/state", "/master/state.json"] {
@@ -109,15 +101,7 @@ async fn teardown_endpoint_removes_a_framework() {
     let cluster = Cluster::builder().agents(1).start().await;
     let mut f =
         TestFramework::subscribe(cluster.scheduler_config("victim").auto_acknowledge(true)).await;
-    let offer = f.offers().await.remove(0);
-    let task = TaskBuilder::new("v1", "sleep 30")
-        .cpus(0.1)
-        .mem(16.0)
-        .build(&offer);
-    f.scheduler
-        .launch(&offer, vec![task])
-        .await
-        .expect("launch");
+    f.launch_on_next_offer("v1", "sleep 30", 0.1, 16.0).await;
     f.update("v1", TaskState::TaskRunning).await;
     let base = format!("http://{}", cluster.master_addr());
     let missing = cluster

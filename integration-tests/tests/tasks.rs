@@ -21,18 +21,14 @@ fn partition_aware(cluster: &Cluster, name: &str) -> agora_sdk::SchedulerConfig 
 async fn a_task_runs_as_a_real_process_and_finishes() {
     let cluster = Cluster::builder().agents(1).start().await;
     let mut f = TestFramework::subscribe(partition_aware(&cluster, "runner")).await;
-    let offer = f.offers().await.remove(0);
-    let task = TaskBuilder::new(
-        "hello",
-        "echo \"hello $MESOS_TASK_ID\"; test -d \"$MESOS_SANDBOX\"",
-    )
-    .cpus(0.1)
-    .mem(32.0)
-    .build(&offer);
-    f.scheduler
-        .launch(&offer, vec![task])
-        .await
-        .expect("launch");
+    let offer = f
+        .launch_on_next_offer(
+            "hello",
+            "echo \"hello $MESOS_TASK_ID\"; test -d \"$MESOS_SANDBOX\"",
+            0.1,
+            32.0,
+        )
+        .await;
     let running = f.update("hello", TaskState::TaskRunning).await;
     assert!(running.uuid.is_some(), "agent updates carry a uuid");
     let finished = f.update("hello", TaskState::TaskFinished).await;
@@ -56,15 +52,7 @@ async fn a_task_runs_as_a_real_process_and_finishes() {
 async fn a_failing_command_is_reported_failed() {
     let cluster = Cluster::builder().agents(1).start().await;
     let mut f = TestFramework::subscribe(partition_aware(&cluster, "failing")).await;
-    let offer = f.offers().await.remove(0);
-    let task = TaskBuilder::new("bad", "exit 3")
-        .cpus(0.1)
-        .mem(32.0)
-        .build(&offer);
-    f.scheduler
-        .launch(&offer, vec![task])
-        .await
-        .expect("launch");
+    f.launch_on_next_offer("bad", "exit 3", 0.1, 32.0).await;
     let failed = f.update("bad", TaskState::TaskFailed).await;
     assert!(
         failed.message.as_deref().unwrap_or("").contains('3'),
@@ -78,15 +66,9 @@ async fn a_failing_command_is_reported_failed() {
 async fn kill_stops_a_running_task() {
     let cluster = Cluster::builder().agents(1).start().await;
     let mut f = TestFramework::subscribe(partition_aware(&cluster, "killer")).await;
-    let offer = f.offers().await.remove(0);
-    let task = TaskBuilder::new("sleeper", "sleep 100")
-        .cpus(0.1)
-        .mem(32.0)
-        .build(&offer);
-    f.scheduler
-        .launch(&offer, vec![task])
-        .await
-        .expect("launch");
+    let offer = f
+        .launch_on_next_offer("sleeper", "sleep 100", 0.1, 32.0)
+        .await;
     f.update("sleeper", TaskState::TaskRunning).await;
     f.scheduler
         .kill("sleeper", offer.agent_id.clone(), None)

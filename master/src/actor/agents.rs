@@ -171,17 +171,11 @@ impl Master {
         }
         // Tasks the master launched there that the agent never got (or lost):
         // Mesos reports them dropped (lost for frameworks that are not partition-aware).
+        let max_completed = self.config.max_completed_tasks_per_framework;
         for (framework_id, task_id) in previous_tasks.difference(&reported) {
-            let Some(framework) = self.frameworks.get_mut(framework_id) else {
+            let Some((framework, mut task)) = self.take_live_task(framework_id, task_id) else {
                 continue;
             };
-            let Some(mut task) = framework.tasks.remove(task_id) else {
-                continue;
-            };
-            if is_terminal(task.state()) {
-                framework.complete_task(task, self.config.max_completed_tasks_per_framework);
-                continue;
-            }
             let state = if framework.partition_aware() {
                 TaskState::TaskDropped
             } else {
@@ -196,7 +190,7 @@ impl Master {
                 "Task was not reported by its agent when the agent reregistered",
             );
             task.statuses.push(status.clone());
-            framework.complete_task(task, self.config.max_completed_tasks_per_framework);
+            framework.complete_task(task, max_completed);
             framework.send(update_event(status));
             self.metrics.task_terminal(state);
         }
@@ -249,7 +243,7 @@ impl Master {
     }
 
     /// A later message on an agent stream.
-    pub(super) fn agent_message(&mut self, conn_id: u64, message: AgentMessage, now: Instant) {
+    pub(super) fn agent_message(&mut self, conn_id: u64, message: AgentMessage) {
         let Some(agent_id) = self.agent_conns.get(&conn_id).cloned() else {
             return;
         };
@@ -284,7 +278,6 @@ impl Master {
             }
             None => {}
         }
-        let _ = now;
     }
 
     /// A status update from an agent: book it, free resources of terminal
@@ -436,16 +429,9 @@ impl Master {
             nanos: now_nanos(),
         });
         for (framework_id, task_id) in &agent.tasks {
-            let Some(framework) = self.frameworks.get_mut(framework_id) else {
+            let Some((framework, mut task)) = self.take_live_task(framework_id, task_id) else {
                 continue;
             };
-            let Some(mut task) = framework.tasks.remove(task_id) else {
-                continue;
-            };
-            if is_terminal(task.state()) {
-                framework.complete_task(task, self.config.max_completed_tasks_per_framework);
-                continue;
-            }
             let state = if framework.partition_aware() {
                 TaskState::TaskUnreachable
             } else {
@@ -476,6 +462,26 @@ impl Master {
         );
         self.metrics.agent_removals += 1;
         self.allocation_pending = true;
+    }
+}
+
+impl Master {
+    /// Takes a task out of its framework's active books when its agent's
+    /// report or loss decides its fate: terminal tasks go to the completed
+    /// ones (`None`), live ones are handed back with their framework.
+    fn take_live_task(
+        &mut self,
+        framework_id: &str,
+        task_id: &str,
+    ) -> Option<(&mut crate::books::Framework, agora_proto::Task)> {
+        let max = self.config.max_completed_tasks_per_framework;
+        let framework = self.frameworks.get_mut(framework_id)?;
+        let task = framework.tasks.remove(task_id)?;
+        if is_terminal(task.state()) {
+            framework.complete_task(task, max);
+            return None;
+        }
+        Some((framework, task))
     }
 }
 

@@ -145,20 +145,6 @@ impl Master {
         }
     }
 
-    /// Takes an offer out of the books without giving its resources back.
-    fn take_offer(&mut self, offer_id: &str) -> Option<crate::books::OfferEntry> {
-        let entry = self.offers.remove(offer_id)?;
-        if let Some(agent) = self.agents.get_mut(&entry.agent_id) {
-            agent.offers.remove(offer_id);
-            agent.offered.subtract(&entry.resources);
-        }
-        if let Some(framework) = self.frameworks.get_mut(&entry.framework_id) {
-            framework.offers.remove(offer_id);
-            framework.offered.subtract(&entry.resources);
-        }
-        Some(entry)
-    }
-
     fn accept(&mut self, framework_id: &str, accept: call::Accept, now: Instant) {
         let refuse = refuse_duration(accept.filters.and_then(|f| f.refuse_seconds));
         let mut taken = Vec::new();

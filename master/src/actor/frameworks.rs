@@ -1,7 +1,7 @@
 //! Framework lifecycle: subscribe, resubscribe (failover), disconnect,
 //! failover timeout, teardown.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use agora_common::resources::Resources;
@@ -87,22 +87,7 @@ impl Master {
             );
             self.frameworks.insert(
                 id.clone(),
-                Framework {
-                    id: id.clone(),
-                    info,
-                    roles,
-                    state: FrameworkState::Connected,
-                    conn: Some(conn),
-                    tasks: HashMap::new(),
-                    unreachable_tasks: HashMap::new(),
-                    completed_tasks: VecDeque::new(),
-                    offers: HashSet::new(),
-                    used: Resources::new(),
-                    offered: Resources::new(),
-                    registered_time: now_secs(),
-                    reregistered_time: None,
-                    unregistered_time: None,
-                },
+                Framework::new(info, roles, FrameworkState::Connected, Some(conn)),
             );
         }
         if !subscribe.suppressed_roles.is_empty() {
@@ -301,23 +286,8 @@ impl Master {
         self.allocator
             .add_framework(&id, roles.clone(), Vec::new(), false);
         self.frameworks.insert(
-            id.clone(),
-            Framework {
-                id,
-                info,
-                roles,
-                state: FrameworkState::Recovered,
-                conn: None,
-                tasks: HashMap::new(),
-                unreachable_tasks: HashMap::new(),
-                completed_tasks: VecDeque::new(),
-                offers: HashSet::new(),
-                used: Resources::new(),
-                offered: Resources::new(),
-                registered_time: now_secs(),
-                reregistered_time: None,
-                unregistered_time: None,
-            },
+            id,
+            Framework::new(info, roles, FrameworkState::Recovered, None),
         );
     }
 

@@ -229,7 +229,7 @@ impl Master {
                 let result = self.agent_attach(first, messages, now);
                 let _ = reply.send(result);
             }
-            Command::AgentMessage { conn_id, message } => self.agent_message(conn_id, message, now),
+            Command::AgentMessage { conn_id, message } => self.agent_message(conn_id, message),
             Command::AgentDisconnected { conn_id } => self.agent_disconnected(conn_id, now),
             Command::State { reply } => {
                 let _ = reply.send(self.state_json());

@@ -96,14 +96,9 @@ impl Master {
         }
     }
 
-    /// Forgets an offer and gives its resources back to the allocator,
-    /// refusing them to the framework for `refuse` if given.
-    pub(crate) fn remove_offer(
-        &mut self,
-        offer_id: &str,
-        refuse: Option<Duration>,
-        now: Instant,
-    ) -> Option<OfferEntry> {
+    /// Takes an offer out of the books without giving its resources back
+    /// (ACCEPT uses them).
+    pub(crate) fn take_offer(&mut self, offer_id: &str) -> Option<OfferEntry> {
         let entry = self.offers.remove(offer_id)?;
         if let Some(agent) = self.agents.get_mut(&entry.agent_id) {
             agent.offers.remove(offer_id);
@@ -113,6 +108,18 @@ impl Master {
             framework.offers.remove(offer_id);
             framework.offered.subtract(&entry.resources);
         }
+        Some(entry)
+    }
+
+    /// Forgets an offer and gives its resources back to the allocator,
+    /// refusing them to the framework for `refuse` if given.
+    pub(crate) fn remove_offer(
+        &mut self,
+        offer_id: &str,
+        refuse: Option<Duration>,
+        now: Instant,
+    ) -> Option<OfferEntry> {
+        let entry = self.take_offer(offer_id)?;
         self.allocator.recover(
             &entry.agent_id,
             &entry.framework_id,

@@ -70,6 +70,35 @@ pub struct Framework {
 }
 
 impl Framework {
+    /// A framework with empty books.
+    pub fn new(
+        info: FrameworkInfo,
+        roles: Vec<String>,
+        state: FrameworkState,
+        conn: Option<FrameworkConn>,
+    ) -> Self {
+        Framework {
+            id: info
+                .id
+                .as_ref()
+                .map(|i| i.value.clone())
+                .unwrap_or_default(),
+            info,
+            roles,
+            state,
+            conn,
+            tasks: HashMap::new(),
+            unreachable_tasks: HashMap::new(),
+            completed_tasks: VecDeque::new(),
+            offers: HashSet::new(),
+            used: Resources::new(),
+            offered: Resources::new(),
+            registered_time: agora_common::time::now_secs(),
+            reregistered_time: None,
+            unregistered_time: None,
+        }
+    }
+
     /// Sends an event if connected.
     pub fn send(&self, event: Event) {
         if let Some(conn) = &self.conn {
