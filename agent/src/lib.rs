@@ -153,7 +153,19 @@ pub async fn start_with(
         link_tx,
         stop.clone(),
     ));
-    let server = tokio::spawn(http::serve(listener, query_tx, shutdown.clone(), stop));
+    let files = http::files::FilesRoot::new(config.work_dir.join("slaves")).map_err(|source| {
+        AgentError::WorkDir {
+            path: config.work_dir.join("slaves"),
+            source,
+        }
+    })?;
+    let server = tokio::spawn(http::serve(
+        listener,
+        query_tx,
+        files,
+        shutdown.clone(),
+        stop,
+    ));
     let task = tokio::spawn(async move {
         let result = agent.run(link_rx, query_rx, internal_rx, shutdown).await;
         stop_trigger.fire();

@@ -1,11 +1,12 @@
 //! The agent's HTTP endpoint (axum): `/state`, `/health`, `/version`,
-//! `/metrics/snapshot`.
+//! `/metrics/snapshot`, and the files API ([`files`]).
 //!
 //! Handlers only translate: each asks the agent actor for a [`Snapshot`]
 //! through a [`StateQuery`] and renders it (see [`state`]). The listener is
 //! bound by [`crate::start`] before anything else runs, so the caller learns
 //! the address (port 0 in tests) and a taken port fails the start.
 
+pub mod files;
 pub mod state;
 
 use axum::extract::State;
@@ -45,8 +46,8 @@ impl AppState {
     }
 }
 
-/// The routes, answering from `queries`.
-pub fn router(queries: mpsc::Sender<StateQuery>) -> Router {
+/// The routes, answering from `queries` and serving files under `files`.
+pub fn router(queries: mpsc::Sender<StateQuery>, files: files::FilesRoot) -> Router {
     Router::new()
         .route("/state", get(get_state))
         .route("/state.json", get(get_state))
@@ -60,6 +61,7 @@ pub fn router(queries: mpsc::Sender<StateQuery>) -> Router {
         )
         .route("/metrics/snapshot", get(get_metrics))
         .with_state(AppState { queries })
+        .merge(files::router(files))
 }
 
 async fn get_state(State(app): State<AppState>) -> Response {
@@ -80,10 +82,11 @@ async fn get_metrics(State(app): State<AppState>) -> Response {
 pub async fn serve(
     listener: TcpListener,
     queries: mpsc::Sender<StateQuery>,
+    files: files::FilesRoot,
     shutdown: Shutdown,
     stop: Shutdown,
 ) {
-    let app = router(queries);
+    let app = router(queries, files);
     let stopped = async move {
         tokio::select! {
             _ = shutdown.fired() => {}
