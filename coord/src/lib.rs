@@ -12,8 +12,12 @@
 
 pub mod detector;
 pub mod election;
+pub mod group;
+pub mod master_info;
 pub mod store;
 
 pub use detector::{Detector, DetectorError, StaticDetector};
 pub use election::{Election, LeadershipEvent, LocalElection};
+pub use group::{MemoryDetector, MemoryElection, MemoryGroup};
+pub use master_info::MasterInfoJson;
 pub use store::{MemoryStore, Store, StoreError, Versioned};

@@ -19,6 +19,7 @@ pub mod allocator;
 pub mod api;
 pub mod books;
 pub mod config;
+pub mod leader;
 pub mod metrics;
 pub mod registry;
 pub mod validation;
@@ -28,13 +29,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agora_common::shutdown::Shutdown;
-use agora_coord::{MemoryStore, Store, StoreError};
+use agora_coord::{
+    Detector, Election, LocalElection, MemoryStore, StaticDetector, Store, StoreError,
+};
 use agora_proto::agent::agent_service_server::AgentServiceServer;
 use agora_proto::master::operator_server::OperatorServer;
 use agora_proto::scheduler::scheduler_server::SchedulerServer;
 use agora_proto::{Address, MasterInfo};
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::mpsc;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -68,6 +71,7 @@ pub enum MasterError {
 pub struct MasterHandle {
     addr: SocketAddr,
     info: MasterInfo,
+    leading: watch::Receiver<Option<api::MasterClient>>,
     join: JoinHandle<()>,
 }
 
@@ -80,6 +84,17 @@ impl MasterHandle {
     /// What the master advertises about itself.
     pub fn info(&self) -> &MasterInfo {
         &self.info
+    }
+
+    /// Whether this master leads now.
+    pub fn is_leading(&self) -> bool {
+        self.leading.borrow().is_some()
+    }
+
+    /// Waits until this master leads.
+    pub async fn wait_until_leading(&self) {
+        let mut leading = self.leading.clone();
+        let _ = leading.wait_for(|l| l.is_some()).await;
     }
 
     /// Waits until the master has stopped (after shutdown).
@@ -121,8 +136,31 @@ async fn advertised_ip(config: &MasterConfig, bound: IpAddr) -> IpAddr {
     }
 }
 
-/// Validates the configuration, binds the port and starts serving, with the
-/// registry kept in memory.
+/// How a master coordinates with its peers.
+#[derive(Clone)]
+pub struct Coordination {
+    /// Contending for leadership.
+    pub election: Arc<dyn Election>,
+    /// Where the registry lives.
+    pub store: Arc<dyn Store>,
+    /// Names the leader while this master stands by.
+    pub detector: Arc<dyn Detector>,
+}
+
+impl Coordination {
+    /// A lone master: it leads at once and keeps its registry in `store`.
+    pub fn standalone(store: Arc<dyn Store>) -> Self {
+        Coordination {
+            election: Arc::new(LocalElection),
+            store,
+            // A lone master never stands by, so nobody asks it for the leader.
+            detector: Arc::new(StaticDetector::new("")),
+        }
+    }
+}
+
+/// Validates the configuration, binds the port and starts serving as a lone
+/// master with the registry kept in memory.
 pub async fn start(config: MasterConfig, shutdown: Shutdown) -> Result<MasterHandle, MasterError> {
     start_with_store(config, Arc::new(MemoryStore::new()), shutdown).await
 }
@@ -133,13 +171,21 @@ pub async fn start_with_store(
     store: Arc<dyn Store>,
     shutdown: Shutdown,
 ) -> Result<MasterHandle, MasterError> {
+    start_with(config, Coordination::standalone(store), shutdown).await
+}
+
+/// Starts a master that contends for leadership through `coordination`,
+/// serving as the leader while elected and as a standby otherwise.
+pub async fn start_with(
+    config: MasterConfig,
+    coordination: Coordination,
+    shutdown: Shutdown,
+) -> Result<MasterHandle, MasterError> {
     config.validate()?;
     std::fs::create_dir_all(&config.work_dir).map_err(|e| ConfigError {
         flag: "--work-dir",
         message: format!("cannot create {}: {e}", config.work_dir.display()),
     })?;
-    let (registry, version) = registry::registrar::recover(store.as_ref()).await?;
-    let registrar = registry::registrar::spawn(store, registry.clone(), version);
     let bind = SocketAddr::new(config.ip, config.port);
     let listener = listen(bind).map_err(|source| MasterError::Bind { addr: bind, source })?;
     let addr = listener
@@ -165,26 +211,32 @@ pub async fn start_with_store(
             port: i32::from(addr.port()),
         }),
     };
-    let (tx, rx) = mpsc::channel(65_536);
-    let client = api::MasterClient::new(tx);
-    let master = actor::Master::new(config, info.clone(), registry, registrar);
-    let actor = tokio::spawn(actor::run(master, rx, shutdown.clone()));
+    let (current, leading) = watch::channel(None);
+    let leadership = api::Leadership::new(leading.clone(), coordination.detector, info.clone());
+    let contender = tokio::spawn(leader::run(
+        config,
+        info.clone(),
+        coordination.election,
+        coordination.store,
+        current,
+        shutdown.clone(),
+    ));
 
     let grpc = tonic::service::Routes::new(
-        SchedulerServer::new(api::scheduler::SchedulerService::new(client.clone()))
+        SchedulerServer::new(api::scheduler::SchedulerService::new(leadership.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES),
     )
     .add_service(
-        AgentServiceServer::new(api::agent::AgentApi::new(client.clone()))
+        AgentServiceServer::new(api::agent::AgentApi::new(leadership.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES),
     )
     .add_service(OperatorServer::new(api::operator::OperatorService::new(
-        client.clone(),
+        leadership.clone(),
     )))
     .into_axum_router();
-    let app = grpc.merge(api::http::router(client));
+    let app = grpc.merge(api::http::router(leadership));
     info!(%addr, %pid, "master listening (gRPC and HTTP)");
 
     let join = tokio::spawn(async move {
@@ -194,7 +246,7 @@ pub async fn start_with_store(
         });
         let server = tokio::spawn(async move { server.await });
         shutdown.fired().await;
-        let _ = actor.await;
+        let _ = contender.await;
         // Streams of schedulers and agents stay open from their side; give
         // in-flight requests a moment, then stop serving regardless.
         if tokio::time::timeout(Duration::from_secs(2), server)
@@ -205,7 +257,12 @@ pub async fn start_with_store(
         }
         info!("master stopped");
     });
-    Ok(MasterHandle { addr, info, join })
+    Ok(MasterHandle {
+        addr,
+        info,
+        leading,
+        join,
+    })
 }
 
 /// Runs a master until `shutdown` fires.

@@ -10,19 +10,19 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::debug;
 
-use super::MasterClient;
+use super::Leadership;
 use crate::actor::Command;
 
 /// Serves `agora.v1.agent.AgentService`.
 #[derive(Debug, Clone)]
 pub struct AgentApi {
-    master: MasterClient,
+    leadership: Leadership,
 }
 
 impl AgentApi {
-    /// A service forwarding to `master`.
-    pub fn new(master: MasterClient) -> Self {
-        AgentApi { master }
+    /// A service forwarding to the leading actor.
+    pub fn new(leadership: Leadership) -> Self {
+        AgentApi { leadership }
     }
 }
 
@@ -36,21 +36,20 @@ impl AgentService for AgentApi {
         &self,
         request: Request<Streaming<AgentMessage>>,
     ) -> Result<Response<Self::AttachStream>, Status> {
+        let master = self.leadership.client_or_redirect().await?;
         let mut inbound = request.into_inner();
         let first = inbound
             .message()
             .await?
             .ok_or_else(|| Status::invalid_argument("stream closed before registration"))?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let conn_id = self
-            .master
+        let conn_id = master
             .ask(|reply| Command::AgentAttach {
                 first,
                 messages: tx,
                 reply,
             })
             .await??;
-        let master = self.master.clone();
         tokio::spawn(async move {
             loop {
                 match inbound.message().await {

@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod http;
+pub mod leadership;
 pub mod operator;
 pub mod scheduler;
 
@@ -12,6 +13,8 @@ use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
 use crate::actor::Command;
+
+pub use leadership::Leadership;
 
 /// A cloneable way to reach the master actor.
 #[derive(Debug, Clone)]

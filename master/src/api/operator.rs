@@ -5,19 +5,23 @@ use agora_proto::master::*;
 use agora_proto::FrameworkId;
 use tonic::{Request, Response, Status};
 
-use super::MasterClient;
+use super::{Leadership, MasterClient};
 use crate::actor::Command;
 
 /// Serves `agora.v1.master.Operator`.
 #[derive(Debug, Clone)]
 pub struct OperatorService {
-    master: MasterClient,
+    leadership: Leadership,
 }
 
 impl OperatorService {
-    /// A service forwarding to `master`.
-    pub fn new(master: MasterClient) -> Self {
-        OperatorService { master }
+    /// A service forwarding to the leading actor.
+    pub fn new(leadership: Leadership) -> Self {
+        OperatorService { leadership }
+    }
+
+    async fn master(&self) -> Result<MasterClient, Status> {
+        self.leadership.client_or_redirect().await
     }
 }
 
@@ -44,7 +48,11 @@ impl Operator for OperatorService {
         &self,
         _: Request<GetMetricsRequest>,
     ) -> Result<Response<GetMetricsResponse>, Status> {
-        let metrics = self.master.ask(|reply| Command::Metrics { reply }).await?;
+        let metrics = self
+            .master()
+            .await?
+            .ask(|reply| Command::Metrics { reply })
+            .await?;
         Ok(Response::new(GetMetricsResponse {
             metrics: metrics.into_iter().collect(),
         }))
@@ -54,7 +62,11 @@ impl Operator for OperatorService {
         &self,
         _: Request<GetAgentsRequest>,
     ) -> Result<Response<GetAgentsResponse>, Status> {
-        let s = self.master.ask(|reply| Command::Snapshot { reply }).await?;
+        let s = self
+            .master()
+            .await?
+            .ask(|reply| Command::Snapshot { reply })
+            .await?;
         let agents = s
             .agents
             .into_iter()
@@ -79,7 +91,11 @@ impl Operator for OperatorService {
         &self,
         _: Request<GetFrameworksRequest>,
     ) -> Result<Response<GetFrameworksResponse>, Status> {
-        let s = self.master.ask(|reply| Command::Snapshot { reply }).await?;
+        let s = self
+            .master()
+            .await?
+            .ask(|reply| Command::Snapshot { reply })
+            .await?;
         let frameworks = s
             .frameworks
             .into_iter()
@@ -114,7 +130,11 @@ impl Operator for OperatorService {
         &self,
         _: Request<GetTasksRequest>,
     ) -> Result<Response<GetTasksResponse>, Status> {
-        let s = self.master.ask(|reply| Command::Snapshot { reply }).await?;
+        let s = self
+            .master()
+            .await?
+            .ask(|reply| Command::Snapshot { reply })
+            .await?;
         Ok(Response::new(GetTasksResponse {
             tasks: s.tasks,
             unreachable_tasks: s.unreachable_tasks,
@@ -133,7 +153,8 @@ impl Operator for OperatorService {
             .filter(|v| !v.is_empty())
             .ok_or_else(|| Status::invalid_argument("'framework_id' is required"))?;
         let existed = self
-            .master
+            .master()
+            .await?
             .ask(|reply| Command::Teardown {
                 framework_id,
                 reply,

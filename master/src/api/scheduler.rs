@@ -10,19 +10,19 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::debug;
 
-use super::MasterClient;
+use super::Leadership;
 use crate::actor::Command;
 
 /// Serves `agora.v1.scheduler.Scheduler`.
 #[derive(Debug, Clone)]
 pub struct SchedulerService {
-    master: MasterClient,
+    leadership: Leadership,
 }
 
 impl SchedulerService {
-    /// A service forwarding to `master`.
-    pub fn new(master: MasterClient) -> Self {
-        SchedulerService { master }
+    /// A service forwarding to the leading actor.
+    pub fn new(leadership: Leadership) -> Self {
+        SchedulerService { leadership }
     }
 }
 
@@ -36,21 +36,20 @@ impl Scheduler for SchedulerService {
         &self,
         request: Request<Streaming<Call>>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let master = self.leadership.client_or_redirect().await?;
         let mut calls = request.into_inner();
         let first = calls
             .message()
             .await?
             .ok_or_else(|| Status::invalid_argument("stream closed before SUBSCRIBE"))?;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let conn_id = self
-            .master
+        let conn_id = master
             .ask(|reply| Command::Subscribe {
                 call: first,
                 events: events_tx,
                 reply,
             })
             .await??;
-        let master = self.master.clone();
         tokio::spawn(async move {
             loop {
                 match calls.message().await {
