@@ -141,6 +141,7 @@ impl RunningMaster {
                 let handle = agora_master::start(config, shutdown)
                     .await
                     .context("starting the in-process master")?;
+                handle.wait_until_leading().await;
                 RunningMaster {
                     addr: handle.addr().to_string(),
                     kind: Kind::InProcess { trigger, handle },

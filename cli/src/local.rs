@@ -56,6 +56,7 @@ pub async fn run(args: LocalArgs, trigger: ShutdownTrigger) -> anyhow::Result<()
     let master = agora_master::start(master_config, shutdown.clone())
         .await
         .context("--master-port")?;
+    master.wait_until_leading().await;
     let master_addr = format!("{}:{}", local_host(args.ip), master.addr().port());
     let mut agents = Vec::new();
     for i in 0..args.agents {

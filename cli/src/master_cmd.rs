@@ -48,6 +48,9 @@ pub struct MasterArgs {
     /// Missed pings after which an agent is unreachable.
     #[arg(long, default_value_t = 5, env = "AGORA_MAX_AGENT_PING_TIMEOUTS")]
     pub max_agent_ping_timeouts: u32,
+    /// After a failover, agents not reregistered within this become unreachable.
+    #[arg(long, default_value = "10mins", value_parser = duration, env = "AGORA_AGENT_REREGISTER_TIMEOUT")]
+    pub agent_reregister_timeout: Duration,
 }
 
 impl MasterArgs {
@@ -71,6 +74,7 @@ impl MasterArgs {
             }),
             agent_ping_timeout: self.agent_ping_timeout,
             max_agent_ping_timeouts: self.max_agent_ping_timeouts,
+            agent_reregister_timeout: self.agent_reregister_timeout,
             ..MasterConfig::default()
         };
         if let Some(hostname) = self.hostname {

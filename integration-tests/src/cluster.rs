@@ -129,6 +129,7 @@ impl Cluster {
         let handle = agora_master::start_with_store(config, self.store.clone(), shutdown)
             .await
             .expect("master starts");
+        handle.wait_until_leading().await;
         self.master_addr = handle.addr();
         self.master = Some(RunningMaster { trigger, handle });
     }

@@ -190,3 +190,37 @@ async fn agents_and_frameworks_come_back_after_a_master_restart() {
     f.update("persistent", TaskState::TaskRunning).await;
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_that_do_not_come_back_after_a_failover_become_unreachable() {
+    let mut cluster = Cluster::builder()
+        .agents(1)
+        .master(|m| m.agent_reregister_timeout = Duration::from_millis(1500))
+        .start()
+        .await;
+    let agent_id = cluster.state().await["slaves"][0]["id"]
+        .as_str()
+        .expect("agent id")
+        .to_string();
+    cluster.stop_agent(0).await;
+    cluster.restart_master().await;
+    let state = cluster.state().await;
+    assert_eq!(state["recovered_slaves"][0]["id"], agent_id.as_str());
+    assert_eq!(state["unreachable_slaves"], 0);
+    assert_eventually!(
+        Duration::from_secs(10),
+        cluster.state().await["unreachable_slaves"] == 1,
+        "the missing agent was not marked unreachable"
+    );
+    let state = cluster.state().await;
+    assert_eq!(state["recovered_slaves"].as_array().map(Vec::len), Some(0));
+    let registry = cluster.registry().await;
+    assert_eq!(
+        registry.unreachable[0]
+            .id
+            .as_ref()
+            .map(|i| i.value.as_str()),
+        Some(agent_id.as_str())
+    );
+    cluster.stop().await;
+}

@@ -44,6 +44,9 @@ pub struct MasterConfig {
     pub agent_ping_timeout: Duration,
     /// Missed pings after which an agent is marked unreachable.
     pub max_agent_ping_timeouts: u32,
+    /// After a failover, agents in the registry that have not reregistered
+    /// within this are marked unreachable.
+    pub agent_reregister_timeout: Duration,
     /// Interval of HEARTBEAT events to frameworks.
     pub heartbeat_interval: Duration,
     /// How many terminal tasks to keep per framework for `/master/state`.
@@ -67,6 +70,7 @@ impl Default for MasterConfig {
             roles: None,
             agent_ping_timeout: Duration::from_secs(15),
             max_agent_ping_timeouts: 5,
+            agent_reregister_timeout: Duration::from_secs(600),
             heartbeat_interval: Duration::from_secs(15),
             max_completed_tasks_per_framework: 1000,
             max_completed_frameworks: 50,

@@ -51,7 +51,7 @@ pub async fn run(
                 return;
             }
         }
-        let (registry, version) = match registry::registrar::recover(store.as_ref()).await {
+        let (registry, versions) = match registry::registrar::recover(store.as_ref()).await {
             Ok(r) => r,
             Err(e) => {
                 // Without the registry the master cannot lead correctly; retry
@@ -62,7 +62,7 @@ pub async fn run(
             }
         };
         info!(master_id = %info.id, "elected leading master");
-        let registrar = registry::registrar::spawn(store.clone(), registry.clone(), version);
+        let registrar = registry::registrar::spawn(store.clone(), registry.clone(), versions);
         let (revoke, revoked) = shutdown::channel();
         let (tx, rx) = mpsc::channel(65_536);
         let master = actor::Master::new(config.clone(), info.clone(), registry, registrar);

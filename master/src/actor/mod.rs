@@ -258,6 +258,27 @@ impl Master {
         self.expire_frameworks(now);
         self.expire_offers(now);
         self.expire_disconnected_agents(now);
+        self.expire_recovered_agents(now);
+    }
+
+    /// Agents the registry listed that did not reregister in time become unreachable.
+    fn expire_recovered_agents(&mut self, now: Instant) {
+        if self.recovered_agents.is_empty()
+            || now.duration_since(self.started) < self.config.agent_reregister_timeout
+        {
+            return;
+        }
+        let since = agora_common::time::now_secs();
+        for (id, info) in std::mem::take(&mut self.recovered_agents) {
+            tracing::warn!(agent_id = %id, "agent did not reregister after failover; marking it unreachable");
+            self.persist(Operation::MarkUnreachable {
+                id: id.clone(),
+                nanos: agora_common::time::now_nanos(),
+            });
+            self.unreachable_agents
+                .insert(id, UnreachableAgent { info, since });
+            self.metrics.agent_removals += 1;
+        }
     }
 
     /// Sends a status update to a framework that does not need acknowledging

@@ -2,12 +2,13 @@
 //! master knows which agents to expect back.
 //!
 //! Changes are [`Operation`]s with an `apply` (Mesos' registry operations);
-//! the [`registrar`] applies them to its copy and writes the result through
-//! the coordination [`Store`](agora_coord::Store), batching every operation
-//! queued while a write is in flight into the next write. The store's version
-//! check means only the writer holding the latest version succeeds, which is
-//! what fences a deposed leader once the store is ZooKeeper.
+//! the [`registrar`] applies them to its copy and writes the entries they
+//! touched through the coordination [`Store`](agora_coord::Store) (one key
+//! per agent, see [`layout`]), batching every operation queued while a write
+//! is in flight into the next round. An epoch key, bumped by each leader,
+//! fences a deposed leader's registrar.
 
+pub mod layout;
 pub mod registrar;
 
 use agora_proto::registry::{Agent, UnreachableAgent};

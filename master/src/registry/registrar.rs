@@ -1,24 +1,31 @@
 //! The registrar: one task that owns the registry's stored copy.
 //!
 //! The master actor queues [`Operation`]s without waiting (it must never
-//! block on storage); the registrar applies every operation queued since
-//! its last write and stores the registry in one write, so a burst of
-//! thousands of registrations costs a handful of writes. A write that fails
-//! its version check means another master has written since: this master is
-//! no longer the leader, and the registrar stops writing.
+//! block on storage). The registrar applies every operation queued since
+//! its last write, then writes only the entries they touched (see
+//! [`layout`](super::layout)), so a burst of thousands of registrations costs
+//! one round of writes.
+//!
+//! Fencing: when it starts, and before every batch, the registrar bumps the
+//! epoch key with the version it last saw. A new leader bumps it too when it
+//! takes over, so a deposed leader's next batch fails its epoch check and
+//! the registrar stops for good. (Between the check and the entries' writes
+//! there is a small window; ZooKeeper's multi-op will close it.)
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use agora_coord::{Store, StoreError};
 use agora_proto::Registry;
-use prost::Message;
+use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, warn};
 
+use super::layout::{self, agent_key, epoch_key, unreachable_key, weights_key};
 use super::Operation;
 
-/// Where the registry lives in the store.
-pub const REGISTRY_KEY: &str = "/agora/registry";
+/// How many writes a batch keeps in flight.
+const PARALLEL_WRITES: usize = 256;
 
 /// A handle for queueing operations.
 #[derive(Debug, Clone)]
@@ -49,54 +56,137 @@ impl RegistrarHandle {
     }
 }
 
-/// Reads the registry (empty if absent) with its version.
-pub async fn recover(store: &dyn Store) -> Result<(Registry, Option<u64>), StoreError> {
-    match store.get(REGISTRY_KEY).await? {
-        None => Ok((Registry::default(), None)),
-        Some(v) => {
-            let registry = Registry::decode(v.data.as_slice())
-                .map_err(|e| StoreError::Unavailable(format!("corrupt registry: {e}")))?;
-            Ok((registry, Some(v.version)))
+/// Reads the registry and the versions of its keys.
+pub async fn recover(store: &dyn Store) -> Result<(Registry, HashMap<String, u64>), StoreError> {
+    layout::recover(store).await
+}
+
+/// The keys an operation touches.
+fn touched(op: &Operation, keys: &mut BTreeSet<String>) {
+    match op {
+        Operation::AdmitAgent(info) => {
+            let id = info.id.as_ref().map(|i| i.value.as_str()).unwrap_or("");
+            keys.insert(agent_key(id));
+            keys.insert(unreachable_key(id));
+        }
+        Operation::MarkUnreachable { id, .. } => {
+            keys.insert(agent_key(id));
+            keys.insert(unreachable_key(id));
+        }
+        Operation::SetWeight { .. } => {
+            keys.insert(weights_key());
         }
     }
 }
 
-/// Starts the registrar from a recovered registry and its version.
-pub fn spawn(store: Arc<dyn Store>, registry: Registry, version: Option<u64>) -> RegistrarHandle {
+struct Registrar {
+    store: Arc<dyn Store>,
+    registry: Registry,
+    versions: HashMap<String, u64>,
+}
+
+impl Registrar {
+    /// Bumps the epoch if nobody else has since we last did.
+    async fn check_epoch(&mut self) -> Result<(), StoreError> {
+        let key = epoch_key();
+        let expected = self.versions.get(&key).copied();
+        let version = self.store.put(&key, Vec::new(), expected).await?;
+        self.versions.insert(key, version);
+        Ok(())
+    }
+
+    /// Writes the touched keys so the store matches the registry.
+    async fn write(&mut self, keys: BTreeSet<String>) -> Result<(), StoreError> {
+        let store = self.store.clone();
+        let writes: Vec<_> = keys
+            .into_iter()
+            .map(|key| {
+                let data = layout::encode(&self.registry, &key);
+                let version = self.versions.get(&key).copied();
+                (key, data, version)
+            })
+            .filter(|(_, data, version)| data.is_some() || version.is_some())
+            .collect();
+        let results: Vec<(String, Result<Option<u64>, StoreError>)> = futures::stream::iter(writes)
+            .map(|(key, data, version)| {
+                let store = store.clone();
+                async move {
+                    let result = match (data, version) {
+                        (Some(data), expected) => store.put(&key, data, expected).await.map(Some),
+                        (None, Some(v)) => store.delete(&key, v).await.map(|_| None),
+                        (None, None) => Ok(None),
+                    };
+                    (key, result)
+                }
+            })
+            .buffer_unordered(PARALLEL_WRITES)
+            .collect()
+            .await;
+        for (key, result) in results {
+            match result? {
+                Some(v) => self.versions.insert(key, v),
+                None => self.versions.remove(&key),
+            };
+        }
+        Ok(())
+    }
+}
+
+/// Starts the registrar from a recovered registry and its key versions. It
+/// first claims the epoch; if another master claimed it meanwhile, it stops.
+pub fn spawn(
+    store: Arc<dyn Store>,
+    registry: Registry,
+    versions: HashMap<String, u64>,
+) -> RegistrarHandle {
     let (tx, mut rx) = mpsc::unbounded_channel::<Operation>();
     let (written_tx, written) = watch::channel(0u64);
     tokio::spawn(async move {
-        let mut registry = registry;
-        let mut version = version;
+        let mut registrar = Registrar {
+            store,
+            registry,
+            versions,
+        };
+        if let Err(e) = registrar.check_epoch().await {
+            error!(error = %e, "cannot claim the registry epoch; not writing");
+            return;
+        }
         let mut stored = 0u64;
+        let mut pending = BTreeSet::new();
         while let Some(first) = rx.recv().await {
             let mut batch = vec![first];
             while let Ok(op) = rx.try_recv() {
                 batch.push(op);
             }
-            let count = batch.len() as u64;
-            let changed = batch
-                .iter()
-                .fold(false, |changed, op| op.apply(&mut registry) | changed);
-            if changed {
-                let bytes = registry.encode_to_vec();
-                match store.put(REGISTRY_KEY, bytes, version).await {
-                    Ok(v) => {
-                        debug!(operations = count, version = v, "registry stored");
-                        version = Some(v);
-                    }
-                    Err(e @ StoreError::VersionMismatch { .. }) => {
-                        error!(error = %e, "registry was written by another master; no longer writing");
-                        return;
-                    }
-                    Err(e) => {
-                        // Keep the change in memory: the next batch writes it again.
-                        warn!(error = %e, "registry write failed; will retry with the next batch");
-                        continue;
-                    }
+            for op in &batch {
+                if op.apply(&mut registrar.registry) {
+                    touched(op, &mut pending);
                 }
             }
-            stored += count;
+            if !pending.is_empty() {
+                if let Err(e) = registrar.check_epoch().await {
+                    match e {
+                        StoreError::VersionMismatch { .. } => {
+                            error!(error = %e, "another master owns the registry; no longer writing");
+                            return;
+                        }
+                        other => {
+                            warn!(error = %other, "registry unavailable; will retry with the next batch");
+                            continue;
+                        }
+                    }
+                }
+                let keys = std::mem::take(&mut pending);
+                let count = keys.len();
+                if let Err(e) = registrar.write(keys.clone()).await {
+                    // Keep the keys: the next batch writes them again.
+                    warn!(error = %e, "registry write failed; will retry with the next batch");
+                    pending = keys;
+                    continue;
+                }
+                debug!(operations = batch.len(), keys = count, "registry stored");
+            }
+            stored += batch.len() as u64;
             written_tx.send_replace(stored);
         }
     });
@@ -117,50 +207,74 @@ mod tests {
         })
     }
 
-    #[tokio::test]
-    async fn batches_operations_into_the_store_and_recovers_them() {
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let (registry, version) = recover(store.as_ref()).await.expect("recover");
-        let registrar = spawn(store.clone(), registry, version);
-        for i in 0..100 {
-            registrar.apply(admit(&format!("a{i}")));
-        }
-        let mut stored = registrar.watch_stored();
-        stored.wait_for(|n| *n == 100).await.expect("stored");
-        let (registry, version) = recover(store.as_ref()).await.expect("recover");
-        assert_eq!(registry.agents.len(), 100);
-        assert!(version.expect("written") < 100, "writes were batched");
+    fn ids(registry: &Registry) -> Vec<String> {
+        registry
+            .agents
+            .iter()
+            .filter_map(|a| a.info.as_ref()?.id.as_ref().map(|i| i.value.clone()))
+            .collect()
     }
 
     #[tokio::test]
-    async fn a_stale_registrar_stops_writing() {
+    async fn one_key_per_agent_written_in_batches_and_recovered() {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let old = spawn(store.clone(), Registry::default(), None);
+        let (registry, versions) = recover(store.as_ref()).await.expect("recover");
+        let registrar = spawn(store.clone(), registry, versions);
+        for i in 0..100 {
+            registrar.apply(admit(&format!("a{i:03}")));
+        }
+        registrar
+            .watch_stored()
+            .wait_for(|n| *n == 100)
+            .await
+            .expect("stored");
+        let keys = store.list(layout::ROOT).await.expect("list");
+        assert_eq!(keys.iter().filter(|k| k.contains("/agents/")).count(), 100);
+        let epoch = store.get(&epoch_key()).await.expect("get").expect("epoch");
+        assert!(
+            epoch.version < 100,
+            "writes were batched: epoch {}",
+            epoch.version
+        );
+        registrar.apply(Operation::MarkUnreachable {
+            id: "a007".into(),
+            nanos: 5,
+        });
+        registrar
+            .watch_stored()
+            .wait_for(|n| *n == 101)
+            .await
+            .expect("stored");
+        let (registry, _) = recover(store.as_ref()).await.expect("recover");
+        assert_eq!(registry.agents.len(), 99);
+        assert_eq!(registry.unreachable.len(), 1);
+        assert!(store.get(&agent_key("a007")).await.expect("get").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_deposed_registrar_stops_writing() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let old = spawn(store.clone(), Registry::default(), HashMap::new());
         old.apply(admit("a1"));
         old.watch_stored()
             .wait_for(|n| *n == 1)
             .await
             .expect("stored");
-        // A new leader recovers and writes.
-        let (registry, version) = recover(store.as_ref()).await.expect("recover");
-        let new = spawn(store.clone(), registry, version);
+        // A new leader recovers and claims the epoch.
+        let (registry, versions) = recover(store.as_ref()).await.expect("recover");
+        let new = spawn(store.clone(), registry, versions);
         new.apply(admit("a2"));
         new.watch_stored()
             .wait_for(|n| *n == 1)
             .await
             .expect("stored");
-        // The deposed one's write is refused; the stored registry is the new leader's.
+        // The deposed one's next batch fails its epoch check.
         old.apply(admit("a3"));
         while !old.is_stopped() {
             tokio::task::yield_now().await;
         }
         assert_eq!(old.stored_operations(), 1);
         let (registry, _) = recover(store.as_ref()).await.expect("recover");
-        let ids: Vec<String> = registry
-            .agents
-            .iter()
-            .filter_map(|a| a.info.as_ref()?.id.as_ref().map(|i| i.value.clone()))
-            .collect();
-        assert_eq!(ids, ["a1", "a2"]);
+        assert_eq!(ids(&registry), ["a1", "a2"]);
     }
 }
