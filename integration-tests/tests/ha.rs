@@ -198,6 +198,16 @@ async fn a_standby_refuses_schedulers_naming_the_leader() {
             .and_then(|v| v.to_str().ok()),
         Some(leader.as_str())
     );
+    // The SDK follows that hint: pointed at the standby, it subscribes with the leader.
+    let config = SchedulerConfig::new(standby, "follower")
+        .reconnect_backoff(Duration::from_millis(50), Duration::from_millis(500));
+    let f = TestFramework::subscribe(config).await;
+    let state: Value = get(format!("http://{leader}/master/state"))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(state["frameworks"][0]["id"], f.framework_id.as_str());
     for (trigger, handle) in masters.running {
         trigger.fire();
         handle.join().await;

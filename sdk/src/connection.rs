@@ -34,10 +34,12 @@ pub(crate) async fn run(
 ) {
     let mut backoff = Backoff::new(config.reconnect_initial, config.reconnect_max, 2.0);
     let mut previous: Option<String> = None;
+    // Where a standby said the leader is; tried once before asking the detector.
+    let mut hint: Option<String> = None;
     loop {
         let ended = tokio::select! {
             _ = stop.fired() => Ended::Stop,
-            ended = subscribe_once(&config, &shared, &events, &mut previous, &mut backoff) => ended,
+            ended = subscribe_once(&config, &shared, &events, &mut previous, &mut hint, &mut backoff) => ended,
         };
         if let Some(shared) = shared.upgrade() {
             shared.calls.send_replace(None);
@@ -67,11 +69,15 @@ async fn subscribe_once(
     shared: &Weak<Shared>,
     events: &mpsc::Sender<SchedulerEvent>,
     previous: &mut Option<String>,
+    hint: &mut Option<String>,
     backoff: &mut Backoff,
 ) -> Ended {
-    let address = match config.detector.detect(previous.as_deref()).await {
-        Ok(a) => a,
-        Err(e) => return Ended::Retry(e.to_string()),
+    let address = match hint.take() {
+        Some(leader) => leader,
+        None => match config.detector.detect(previous.as_deref()).await {
+            Ok(a) => a,
+            Err(e) => return Ended::Retry(e.to_string()),
+        },
     };
     *previous = Some(address.clone());
     let endpoint = match tonic::transport::Endpoint::from_shared(format!("http://{address}")) {
@@ -111,7 +117,15 @@ async fn subscribe_once(
         .max_encoding_message_size(256 * 1024 * 1024);
     let mut stream = match client.subscribe(ReceiverStream::new(call_rx)).await {
         Ok(r) => r.into_inner(),
-        Err(status) => return Ended::Retry(format!("subscribe refused: {}", status.message())),
+        Err(status) => {
+            // A standby names the leader: go there next.
+            *hint = status
+                .metadata()
+                .get("agora-leader")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            return Ended::Retry(format!("subscribe refused: {}", status.message()));
+        }
     };
     loop {
         let event = match stream.message().await {
