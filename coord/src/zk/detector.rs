@@ -179,10 +179,12 @@ impl Detector for ZkDetector {
             };
             let seen = match leader {
                 Some((node, info)) => {
-                    let address = info.host_port().ok_or_else(|| DetectorError::BadLeaderInfo {
-                        node: format!("{}/{node}", self.group),
-                        reason: "neither address.ip nor hostname".to_string(),
-                    })?;
+                    let address = info
+                        .host_port()
+                        .ok_or_else(|| DetectorError::BadLeaderInfo {
+                            node: format!("{}/{node}", self.group),
+                            reason: "neither address.ip nor hostname".to_string(),
+                        })?;
                     if previous != Some(address.as_str()) {
                         return Ok(address);
                     }
@@ -193,7 +195,10 @@ impl Detector for ZkDetector {
             let Some(watcher) = watcher else {
                 return Err(DetectorError::NoLeader(seen));
             };
-            if tokio::time::timeout_at(deadline, watcher.changed()).await.is_err() {
+            if tokio::time::timeout_at(deadline, watcher.changed())
+                .await
+                .is_err()
+            {
                 return Err(DetectorError::NoLeader(format!(
                     "{seen} after {:?}",
                     self.timeout

@@ -43,10 +43,8 @@ impl ZkStore {
     }
 
     fn path(&self, key: &str) -> Result<String, StoreError> {
-        let valid = key.starts_with('/')
-            && key.len() > 1
-            && !key.ends_with('/')
-            && !key.contains("//");
+        let valid =
+            key.starts_with('/') && key.len() > 1 && !key.ends_with('/') && !key.contains("//");
         if !valid {
             return Err(StoreError::InvalidKey(key.to_string()));
         }
@@ -116,7 +114,8 @@ impl Store for ZkStore {
                 let mut created = zk.create(&path, &data, &options).await;
                 if matches!(created, Err(ZkErr::NoNode)) {
                     // The parent is missing: make it (and its own), then retry once.
-                    if let Some((parent, _)) = path.rsplit_once('/').filter(|(p, _)| !p.is_empty()) {
+                    if let Some((parent, _)) = path.rsplit_once('/').filter(|(p, _)| !p.is_empty())
+                    {
                         match zk.mkdir(parent, &options).await {
                             Ok(()) | Err(ZkErr::NodeExists) => {}
                             Err(e) => return Err(unavailable("create parents", key, e)),
@@ -173,7 +172,11 @@ impl Store for ZkStore {
         } else {
             self.path(trimmed)?
         };
-        let start = if start.is_empty() { "/".to_string() } else { start };
+        let start = if start.is_empty() {
+            "/".to_string()
+        } else {
+            start
+        };
         let zk = self.zk();
         let mut keys = Vec::new();
         // Breadth first, one level at a time: the client pipelines the

@@ -60,7 +60,11 @@ pub struct Credentials {
 impl fmt::Debug for Credentials {
     // Keep passwords out of logs and panics.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Credentials {{ user: {:?}, password: \"***\" }}", self.user)
+        write!(
+            f,
+            "Credentials {{ user: {:?}, password: \"***\" }}",
+            self.user
+        )
     }
 }
 
@@ -221,16 +225,29 @@ mod tests {
         let ok: &[(&str, &[&str], &str, Option<(&str, &str)>)] = &[
             ("zk://h:2181/agora", &["h:2181"], "/agora", None),
             ("zk://h/agora", &["h:2181"], "/agora", None),
-            ("zk://a:1,b:2,c/x/y/", &["a:1", "b:2", "c:2181"], "/x/y", None),
+            (
+                "zk://a:1,b:2,c/x/y/",
+                &["a:1", "b:2", "c:2181"],
+                "/x/y",
+                None,
+            ),
             ("zk://u:p@h:2/m", &["h:2"], "/m", Some(("u", "p"))),
             ("zk://u:p@ss@h/m", &["h:2181"], "/m", Some(("u", "p@ss"))),
-            ("zk://[::1]:2182,[fe80::1]/m", &["[::1]:2182", "[fe80::1]:2181"], "/m", None),
+            (
+                "zk://[::1]:2182,[fe80::1]/m",
+                &["[::1]:2182", "[fe80::1]:2181"],
+                "/m",
+                None,
+            ),
         ];
         for (url, hosts, path, creds) in ok {
             let parsed = ZkUrl::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
             assert_eq!(parsed.hosts, *hosts, "{url}");
             assert_eq!(parsed.path, *path, "{url}");
-            let got = parsed.credentials.as_ref().map(|c| (c.user.as_str(), c.password.as_str()));
+            let got = parsed
+                .credentials
+                .as_ref()
+                .map(|c| (c.user.as_str(), c.password.as_str()));
             assert_eq!(got, *creds, "{url}");
         }
     }
@@ -258,7 +275,10 @@ mod tests {
         ];
         for (url, expected) in bad {
             let err = ZkUrl::parse(url).expect_err(url).to_string();
-            assert!(err.contains(expected), "{url}: got '{err}', want '{expected}'");
+            assert!(
+                err.contains(expected),
+                "{url}: got '{err}', want '{expected}'"
+            );
         }
     }
 
