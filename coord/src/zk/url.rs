@@ -220,9 +220,17 @@ fn parse_path(path: &str) -> Result<String, UrlError> {
 mod tests {
     use super::*;
 
+    /// url, hosts, path, credentials.
+    type Case = (
+        &'static str,
+        &'static [&'static str],
+        &'static str,
+        Option<(&'static str, &'static str)>,
+    );
+
     #[test]
     fn parses_urls() {
-        let ok: &[(&str, &[&str], &str, Option<(&str, &str)>)] = &[
+        let ok: &[Case] = &[
             ("zk://h:2181/agora", &["h:2181"], "/agora", None),
             ("zk://h/agora", &["h:2181"], "/agora", None),
             (
