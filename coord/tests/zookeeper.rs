@@ -311,7 +311,7 @@ async fn a_zookeeper_restart_ends_with_exactly_one_leader() {
         .contend(info("m1", 5051))
         .await;
     wait_for(&mut rx1, LeadershipEvent::Elected, Duration::from_secs(5)).await;
-    let mut rx2 = ZkElection::new(clients[1].clone(), GROUP)
+    let rx2 = ZkElection::new(clients[1].clone(), GROUP)
         .contend(info("m2", 5052))
         .await;
 
