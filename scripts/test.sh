@@ -8,6 +8,9 @@ need_apt=()
 command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
 command -v sh >/dev/null || need_apt+=(dash)
 command -v sleep >/dev/null || need_apt+=(coreutils)
+# Real ZooKeeper for the coord and integration tests (Debian's package, which
+# brings a JRE; the tests start their own servers, not the system service).
+[ -f /usr/share/java/zookeeper.jar ] || need_apt+=(zookeeper)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"

@@ -8,6 +8,17 @@ pub enum DetectorError {
     /// No leader could be found (yet).
     #[error("no leading master: {0}")]
     NoLeader(String),
+    /// The coordination service could not be reached.
+    #[error("leader detection unavailable: {0}")]
+    Unavailable(String),
+    /// The leader announced itself with data that cannot be read.
+    #[error("unreadable leader info in '{node}': {reason}")]
+    BadLeaderInfo {
+        /// The node holding the info.
+        node: String,
+        /// Why it cannot be read.
+        reason: String,
+    },
 }
 
 /// Follows the leading master. Clients call [`Detector::detect`] when they

@@ -144,7 +144,8 @@ impl Detector for MemoryDetector {
             if let Some(info) = self.group.leader_info() {
                 let address = MasterInfoJson::parse(&info)
                     .map_err(|e| DetectorError::NoLeader(e.to_string()))?
-                    .address();
+                    .host_port()
+                    .ok_or_else(|| DetectorError::NoLeader("leader without an address".into()))?;
                 if previous != Some(address.as_str()) {
                     return Ok(address);
                 }

@@ -4,39 +4,66 @@
 
 use serde::{Deserialize, Serialize};
 
-/// `address` inside the MasterInfo JSON.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+/// A master's address as Mesos writes it in MasterInfo JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddressJson {
-    /// The hostname.
-    #[serde(default)]
-    pub hostname: String,
-    /// The IP, dotted.
-    #[serde(default)]
-    pub ip: String,
+    /// The host name, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// The IP address, dotted (or IPv6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
     /// The port.
-    pub port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u32>,
 }
 
-/// The announced MasterInfo.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// MasterInfo as JSON, the data of each election node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MasterInfoJson {
     /// The master's id.
+    #[serde(default)]
     pub id: String,
     /// `master@ip:port`.
-    pub pid: String,
-    /// The hostname.
-    #[serde(default)]
-    pub hostname: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<String>,
+    /// The host name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
     /// The port.
-    pub port: u16,
-    /// The version.
     #[serde(default)]
-    pub version: String,
-    /// Where to reach it.
-    pub address: AddressJson,
-    /// The IPv4 address packed in network byte order, as Mesos writes it.
+    pub port: u32,
+    /// The software version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The address (preferred over `hostname`/`port` by readers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<AddressJson>,
+    /// The IPv4 address packed in a `u32`, as Mesos has it.
     #[serde(default)]
     pub ip: u32,
+}
+
+impl MasterInfoJson {
+    /// `address.ip:address.port`, else `hostname:port`, as Mesos tools do.
+    pub fn host_port(&self) -> Option<String> {
+        let from_address = self.address.as_ref().and_then(|a| {
+            let ip = a.ip.as_deref().filter(|ip| !ip.is_empty())?;
+            Some(join_host_port(ip, a.port.unwrap_or(self.port)))
+        });
+        from_address.or_else(|| {
+            let host = self.hostname.as_deref().filter(|h| !h.is_empty())?;
+            Some(join_host_port(host, self.port))
+        })
+    }
+}
+
+fn join_host_port(host: &str, port: u32) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 /// A MasterInfo JSON that could not be read.
@@ -53,15 +80,15 @@ impl MasterInfoJson {
             .unwrap_or(0);
         MasterInfoJson {
             id: id.to_string(),
-            pid: format!("master@{ip}:{port}"),
-            hostname: hostname.to_string(),
-            port,
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            address: AddressJson {
-                hostname: hostname.to_string(),
-                ip: ip.to_string(),
-                port,
-            },
+            pid: Some(format!("master@{ip}:{port}")),
+            hostname: Some(hostname.to_string()),
+            port: u32::from(port),
+            version: Some(env!("CARGO_PKG_VERSION").to_string()),
+            address: Some(AddressJson {
+                hostname: Some(hostname.to_string()),
+                ip: Some(ip.to_string()),
+                port: Some(u32::from(port)),
+            }),
             ip: packed,
         }
     }
@@ -75,16 +102,6 @@ impl MasterInfoJson {
     pub fn to_bytes(&self) -> Vec<u8> {
         // Serializing plain strings and numbers cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
-    }
-
-    /// `ip:port` to dial (the hostname when no IP was announced).
-    pub fn address(&self) -> String {
-        let host = if self.address.ip.is_empty() {
-            &self.address.hostname
-        } else {
-            &self.address.ip
-        };
-        format!("{host}:{}", self.address.port)
     }
 }
 
@@ -102,6 +119,15 @@ mod tests {
         assert_eq!(v["ip"], u32::from_le_bytes([10, 0, 0, 5]));
         let back = MasterInfoJson::parse(&info.to_bytes()).expect("parse");
         assert_eq!(back, info);
-        assert_eq!(back.address(), "10.0.0.5:5050");
+        assert_eq!(back.host_port().as_deref(), Some("10.0.0.5:5050"));
+    }
+
+    #[test]
+    fn falls_back_to_hostname_and_brackets_ipv6() {
+        let mut info = MasterInfoJson::new("m1", "host1", "", 5050);
+        info.address = None;
+        assert_eq!(info.host_port().as_deref(), Some("host1:5050"));
+        let v6 = MasterInfoJson::new("m2", "h", "::1", 5050);
+        assert_eq!(v6.host_port().as_deref(), Some("[::1]:5050"));
     }
 }

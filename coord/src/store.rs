@@ -31,6 +31,19 @@ pub enum StoreError {
         /// The version found (`None`: absent).
         found: Option<u64>,
     },
+    /// The value is larger than the backend accepts (chunk it).
+    #[error("value for '{key}' is {size} bytes, over the {limit}-byte limit")]
+    TooLarge {
+        /// The key written.
+        key: String,
+        /// The value's size.
+        size: usize,
+        /// The largest size accepted.
+        limit: usize,
+    },
+    /// The key is not an absolute `/`-separated path.
+    #[error("invalid key '{0}': keys are absolute paths such as /a/b")]
+    InvalidKey(String),
     /// The backend could not be reached or failed.
     #[error("store unavailable: {0}")]
     Unavailable(String),

@@ -28,7 +28,7 @@ pub fn announcement(info: &MasterInfo) -> Vec<u8> {
         address.ip.as_deref().unwrap_or(""),
         info.port as u16,
     );
-    json.version = info.version.clone().unwrap_or_default();
+    json.version = info.version.clone();
     json.to_bytes()
 }
 
