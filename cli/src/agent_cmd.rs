@@ -12,7 +12,7 @@ use crate::flags::duration;
 /// Flags of `agora agent`.
 #[derive(Debug, Args)]
 pub struct AgentArgs {
-    /// The master, `HOST:PORT`.
+    /// The master: `HOST:PORT`, or `zk://host:2181/agora` to follow the leader.
     #[arg(long, env = "AGORA_MASTER")]
     pub master: String,
     /// Address the agent's HTTP endpoint binds to.
@@ -47,8 +47,11 @@ pub struct AgentArgs {
 
 impl AgentArgs {
     /// The validated agent configuration.
-    pub fn into_config(self) -> anyhow::Result<AgentConfig> {
-        let mut config = AgentConfig::with_master_address(self.master, self.work_dir);
+    pub async fn into_config(self) -> anyhow::Result<AgentConfig> {
+        let detector =
+            crate::flags::master_detector(&self.master, agora_coord::zk::DEFAULT_SESSION_TIMEOUT)
+                .await?;
+        let mut config = AgentConfig::new(detector, self.work_dir);
         config.ip = self.ip;
         config.port = self.port;
         if let Some(hostname) = self.hostname {

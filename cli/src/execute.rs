@@ -13,7 +13,7 @@ use clap::Args;
 /// Flags of `agora execute`.
 #[derive(Debug, Args)]
 pub struct ExecuteArgs {
-    /// The master, `HOST:PORT`.
+    /// The master: `HOST:PORT`, or `zk://host:2181/agora` to follow the leader.
     #[arg(long, env = "AGORA_MASTER")]
     pub master: String,
     /// The framework's and the tasks' name.
@@ -81,7 +81,10 @@ pub async fn run(args: ExecuteArgs) -> anyhow::Result<Outcome> {
         anyhow::bail!("--mem: must be greater than zero");
     }
     agora_master::config::validate_role(&args.role).map_err(|m| anyhow::anyhow!("--role: {m}"))?;
-    let config = SchedulerConfig::new(args.master.clone(), args.name.clone())
+    let detector =
+        crate::flags::master_detector(&args.master, agora_coord::zk::DEFAULT_SESSION_TIMEOUT)
+            .await?;
+    let config = SchedulerConfig::with_detector(detector, args.name.clone())
         .roles(&[args.role.as_str()])
         .capability(Capability::PartitionAware)
         .capability(Capability::TaskKillingState)

@@ -1,6 +1,28 @@
 //! Flag value parsers shared by the subcommands.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use agora_coord::zk::ZkCoordination;
+use agora_coord::{Detector, StaticDetector};
+
+/// Follows the leading master named by `--master`: `HOST:PORT`, or a
+/// `zk://host1:2181,host2:2181/agora` URL whose election group is read.
+pub async fn master_detector(
+    master: &str,
+    session_timeout: Duration,
+) -> anyhow::Result<Arc<dyn Detector>> {
+    if master.starts_with("zk://") {
+        let zk = ZkCoordination::connect(master, session_timeout)
+            .await
+            .map_err(|e| anyhow::anyhow!("--master: {e}"))?;
+        return Ok(Arc::new(zk.detector()));
+    }
+    if master.trim().is_empty() || !master.contains(':') {
+        anyhow::bail!("--master: expected HOST:PORT or zk://..., got '{master}'");
+    }
+    Ok(Arc::new(StaticDetector::new(master)))
+}
 
 /// Parses a duration the way Mesos flags spell them: `5secs`, `500ms`,
 /// `2mins`, `1hrs`, `1days`, `1weeks`, also `5s`/`5m`/`5h`, or a bare number

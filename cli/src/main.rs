@@ -86,15 +86,16 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     let (trigger, shutdown) = shutdown::channel();
     match command {
         Command::Master(args) => {
+            let coordination = args.coordination().await?;
             let config = args.into_config()?;
-            let handle = agora_master::start(config, shutdown).await?;
+            let handle = agora_master::start_with(config, coordination, shutdown).await?;
             println!("master listening on {}", handle.addr());
             wait_for_signal().await;
             trigger.fire();
             handle.join().await;
         }
         Command::Agent(args) => {
-            let config = args.into_config()?;
+            let config = args.into_config().await?;
             let handle = agora_agent::start(config, shutdown).await?;
             let join = tokio::spawn(handle.join());
             tokio::select! {

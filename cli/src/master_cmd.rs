@@ -4,7 +4,12 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use agora_coord::zk::ZkCoordination;
+use agora_coord::MemoryStore;
 use agora_master::config::{parse_quotas, parse_weights, MasterConfig};
+use agora_master::Coordination;
 use clap::Args;
 
 use crate::flags::duration;
@@ -48,12 +53,41 @@ pub struct MasterArgs {
     /// Missed pings after which an agent is unreachable.
     #[arg(long, default_value_t = 5, env = "AGORA_MAX_AGENT_PING_TIMEOUTS")]
     pub max_agent_ping_timeouts: u32,
+    /// ZooKeeper for leader election and the registry, e.g.
+    /// `zk://host1:2181,host2:2181/agora` (default: a lone master, registry in memory).
+    #[arg(long, env = "AGORA_ZK")]
+    pub zk: Option<String>,
+    /// ZooKeeper session timeout.
+    #[arg(long, default_value = "10secs", value_parser = duration, env = "AGORA_ZK_SESSION_TIMEOUT")]
+    pub zk_session_timeout: Duration,
     /// After a failover, agents not reregistered within this become unreachable.
     #[arg(long, default_value = "10mins", value_parser = duration, env = "AGORA_AGENT_REREGISTER_TIMEOUT")]
     pub agent_reregister_timeout: Duration,
 }
 
 impl MasterArgs {
+    /// How the master coordinates: through ZooKeeper with `--zk`, else alone.
+    pub async fn coordination(&self) -> anyhow::Result<Coordination> {
+        let Some(url) = &self.zk else {
+            return Ok(Coordination::standalone(Arc::new(MemoryStore::new())));
+        };
+        let zk = ZkCoordination::connect(url, self.zk_session_timeout)
+            .await
+            .map_err(|e| anyhow::anyhow!("--zk: {e}"))?;
+        // Only election nodes may live in the group folder (Mesos tools read
+        // its lowest child), so the registry goes beside it.
+        let root = match zk.group().trim_end_matches('/') {
+            "" => "/agora-state".to_string(),
+            group => format!("{group}-state"),
+        };
+        let store = zk.store(&root).map_err(|e| anyhow::anyhow!("--zk: {e}"))?;
+        Ok(Coordination {
+            election: Arc::new(zk.election()),
+            store: Arc::new(store),
+            detector: Arc::new(zk.detector()),
+        })
+    }
+
     /// The validated master configuration.
     pub fn into_config(self) -> anyhow::Result<MasterConfig> {
         let mut config = MasterConfig {

@@ -25,6 +25,10 @@ pub struct ZkDetector {
     timeout: Duration,
 }
 
+/// How long `detect(previous)` waits for a leader other than `previous`
+/// before handing `previous` back because it still leads.
+pub const SAME_LEADER_WAIT: Duration = Duration::from_secs(2);
+
 /// How long [`Detector::detect`] waits for a (new) leader by default.
 pub const DEFAULT_DETECT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -98,10 +102,14 @@ impl ZkDetector {
 
 #[async_trait]
 impl Detector for ZkDetector {
-    /// The leader's `host:port`; with `previous`, waits for a leader at
-    /// another address (up to the detector's timeout).
+    /// The leader's `host:port`. With `previous` (an address that just
+    /// failed), waits a little for a leader at another address: if the same
+    /// master still leads after [`SAME_LEADER_WAIT`], it is returned anyway
+    /// (its connection failed for another reason, e.g. it was not serving
+    /// yet), so a caller never sticks to waiting for a change that is not coming.
     async fn detect(&self, previous: Option<&str>) -> Result<String, DetectorError> {
         let deadline = Instant::now() + self.timeout;
+        let same_deadline = Instant::now() + SAME_LEADER_WAIT.min(self.timeout);
         loop {
             let (leader, watcher) = match self.read_leader(true).await {
                 Ok(found) => found,
@@ -123,7 +131,7 @@ impl Detector for ZkDetector {
                             node: format!("{}/{node}", self.group),
                             reason: "neither address.ip nor hostname".to_string(),
                         })?;
-                    if previous != Some(address.as_str()) {
+                    if previous != Some(address.as_str()) || Instant::now() >= same_deadline {
                         return Ok(address);
                     }
                     format!("leader still at {address}")
@@ -133,9 +141,14 @@ impl Detector for ZkDetector {
             let Some(watcher) = watcher else {
                 return Err(DetectorError::NoLeader(seen));
             };
-            if tokio::time::timeout_at(deadline, watcher.changed())
+            // While the old leader's node is still there, wake up in time to
+            // hand it back; otherwise wait for any change up to the timeout.
+            let still_there = seen.starts_with("leader still at");
+            let until = if still_there { same_deadline } else { deadline };
+            if tokio::time::timeout_at(until, watcher.changed())
                 .await
                 .is_err()
+                && !still_there
             {
                 return Err(DetectorError::NoLeader(format!(
                     "{seen} after {:?}",
