@@ -3,7 +3,6 @@
 //! its session, is a non-event for the task.
 
 #[path = "../../coord/tests/support/zk.rs"]
-#[allow(dead_code)]
 mod zk;
 
 use std::process::{Child, Command, Stdio};
