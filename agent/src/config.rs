@@ -14,6 +14,8 @@ use agora_common::resources::{parse_attributes, ParseError, Resources};
 use agora_coord::{Detector, StaticDetector};
 use agora_proto::Attribute;
 
+pub use crate::checkpoint::RecoverMode;
+
 /// Mesos' default agent port.
 pub const DEFAULT_PORT: u16 = 5051;
 
@@ -47,6 +49,14 @@ pub struct AgentConfig {
     pub master_ping_timeout: Duration,
     /// How many finished tasks `/state` remembers, oldest dropped first.
     pub max_completed_tasks: usize,
+    /// The program run as each task's executor shim (`<program> executor
+    /// --config ...`): `agora agent` and `agora local` pass their own binary.
+    /// `None` runs tasks as plain children of the agent (the POSIX
+    /// containerizer), for agents embedded in test binaries: no isolation,
+    /// and tasks do not survive the agent.
+    pub executor_program: Option<PathBuf>,
+    /// `--recover`: what a restarted agent does with the previous run's tasks.
+    pub recover: RecoverMode,
 }
 
 impl AgentConfig {
@@ -65,6 +75,8 @@ impl AgentConfig {
             executor_shutdown_grace_period: Duration::from_secs(3),
             master_ping_timeout: Duration::from_secs(75),
             max_completed_tasks: 1000,
+            executor_program: None,
+            recover: RecoverMode::Reconnect,
         }
     }
 
@@ -134,6 +146,8 @@ impl fmt::Debug for AgentConfig {
             )
             .field("master_ping_timeout", &self.master_ping_timeout)
             .field("max_completed_tasks", &self.max_completed_tasks)
+            .field("executor_program", &self.executor_program)
+            .field("recover", &self.recover)
             .finish_non_exhaustive()
     }
 }

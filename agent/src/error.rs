@@ -20,6 +20,9 @@ pub enum AgentError {
         #[source]
         source: std::io::Error,
     },
+    /// The checkpoint under the work dir cannot be read or written.
+    #[error("--work_dir: checkpoint: {0}")]
+    Checkpoint(#[source] std::io::Error),
     /// The HTTP address cannot be bound.
     #[error("--ip/--port: cannot bind {addr}: {source}")]
     Bind {

@@ -13,23 +13,36 @@
 //! * [`status_update`]: the pure core of at-least-once, in-order status
 //!   updates; [`status`]: what a container's end means for its task;
 //! * [`containerizer`]: the trait between the agent and the processes it
-//!   runs, with the [`containerizer::posix`] implementation;
+//!   runs: [`containerizer::shim`] (each task under an executor shim that
+//!   survives the agent) and [`containerizer::posix`] (plain children, for
+//!   agents embedded in tests);
+//! * [`executor`]: the executor shim itself (`agora executor`) and its
+//!   socket protocol;
+//! * [`checkpoint`]: what the agent keeps under `<work_dir>/meta` to recover
+//!   after a restart, and the rule of when it does;
 //! * [`sandbox`]: Mesos' sandbox layout under the work dir;
 //! * [`http`]: `/state`, `/health`, `/version`, `/metrics/snapshot`.
 //!
-//! [`start`] binds the HTTP port, spawns the actor, the link and the server,
-//! and returns an [`AgentHandle`]; [`run`] is `start` followed by
+//! [`start`] reads the checkpoint and decides (Mesos' rule, see
+//! [`checkpoint::decide`]) whether this is the agent of the previous run
+//! (same boot, same flags, `--recover=reconnect`: its id, resources and
+//! tasks come back, its live containers are found again and it reregisters)
+//! or a new one (whatever the previous run left running is killed). It then
+//! binds the HTTP port, spawns the actor, the link and the server, and
+//! returns an [`AgentHandle`]; [`run`] is `start` followed by
 //! [`AgentHandle::join`]. When the [`Shutdown`] fires, the HTTP endpoint stops
-//! at once, every task is killed with its grace period (there is no agent
-//! recovery yet, so tasks must not outlive the agent), and the master link
-//! closes once the actor is done, so the final updates still get out. A
+//! at once, every task is killed with its grace period, and the master link
+//! closes once the actor is done, so the final updates still get out. Only a
+//! crash (SIGKILL) leaves tasks running for the next run to recover. A
 //! `Shutdown` from the master kills every task the same way, but the master
 //! has refused the agent, so those last updates are not sent.
 
 mod actor;
+pub mod checkpoint;
 pub mod config;
 pub mod containerizer;
 pub mod error;
+pub mod executor;
 pub mod host_resources;
 pub mod http;
 pub mod master_link;
@@ -40,6 +53,10 @@ pub mod tasks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+
+use agora_common::resources::Resources;
+use agora_proto::agent::AgentCheckpoint;
 
 use agora_common::shutdown::{self, Shutdown};
 use tokio::net::TcpListener;
@@ -87,15 +104,21 @@ impl AgentHandle {
     }
 }
 
-/// Validates `config`, binds the HTTP port and starts the agent with the
-/// POSIX containerizer.
+/// How long a new agent waits for the previous run's tasks to die.
+const LEFTOVER_KILL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Validates `config`, recovers or clears the checkpoint, binds the HTTP
+/// port and starts the agent: with the shim containerizer when
+/// `executor_program` is set, else the POSIX one.
 pub async fn start(config: AgentConfig, shutdown: Shutdown) -> Result<AgentHandle, AgentError> {
-    start_with(
-        config,
-        Arc::new(containerizer::posix::PosixContainerizer::new()),
-        shutdown,
-    )
-    .await
+    let containerizer: Arc<dyn Containerizer> = match &config.executor_program {
+        Some(program) => Arc::new(containerizer::shim::ShimContainerizer::new(
+            program,
+            &config.work_dir,
+        )),
+        None => Arc::new(containerizer::posix::PosixContainerizer::new()),
+    };
+    start_with(config, containerizer, shutdown).await
 }
 
 /// Like [`start`] with a given containerizer.
@@ -111,7 +134,44 @@ pub async fn start_with(
         path: config.work_dir.clone(),
         source,
     })?;
-    let resources = host_resources::detect(&configured, &config.work_dir);
+    let store = checkpoint::Checkpoint::open(&config.work_dir).map_err(AgentError::Checkpoint)?;
+    let record = AgentCheckpoint {
+        agent_info: None,
+        boot_id: checkpoint::boot_id(),
+        resources_flag: config.resources.clone().unwrap_or_default(),
+        attributes_flag: config.attributes.clone().unwrap_or_default(),
+    };
+    let previous = store.read_agent().map_err(AgentError::Checkpoint)?;
+    let old_tasks = store.read_tasks().map_err(AgentError::Checkpoint)?;
+    let decision = checkpoint::decide(
+        previous.as_ref(),
+        &record.boot_id,
+        &record.resources_flag,
+        &record.attributes_flag,
+        config.recover,
+    );
+    let recovered = previous
+        .and_then(|p| p.agent_info)
+        .filter(|_| decision == checkpoint::Decision::Reconnect)
+        .and_then(|info| Some((info.id.clone()?.value, info)));
+    let (recovered_id, resources, attributes, tasks) = match recovered {
+        Some((id, info)) => {
+            tracing::info!(agent_id = %id, tasks = old_tasks.len(), "recovering the previous agent");
+            // The resources it registered with, not a new detection (free
+            // disk changes): the master must see the same agent.
+            let resources = Resources::from_vec(info.resources.iter().cloned());
+            (Some(id), resources, info.attributes, old_tasks)
+        }
+        None => {
+            if let checkpoint::Decision::Fresh(why) = decision {
+                tracing::warn!(%why, "starting as a new agent; the previous one's tasks are killed");
+            }
+            actor::kill_leftovers(&*containerizer, &old_tasks, LEFTOVER_KILL_TIMEOUT).await;
+            store.clear().map_err(AgentError::Checkpoint)?;
+            let resources = host_resources::detect(&configured, &config.work_dir);
+            (None, resources, attributes, Vec::new())
+        }
+    };
 
     let bind = SocketAddr::new(config.ip, config.port);
     let listener = TcpListener::bind(bind)
@@ -122,7 +182,7 @@ pub async fn start_with(
         .map_err(|source| AgentError::Bind { addr: bind, source })?;
     tracing::info!(%http_addr, %resources, "agent starting");
 
-    let (id_tx, id_rx) = watch::channel(None);
+    let (id_tx, id_rx) = watch::channel(recovered_id);
     let (link_tx, link_rx) = mpsc::channel(1024);
     let (query_tx, query_rx) = mpsc::channel(64);
     let (internal_tx, internal_rx) = mpsc::unbounded_channel();
@@ -137,16 +197,21 @@ pub async fn start_with(
         attributes,
         default_grace: config.executor_shutdown_grace_period,
         task_path: std::env::var("PATH").ok(),
+        record,
     };
-    let agent = actor::Actor::new(
+    let mut agent = actor::Actor::new(
         identity,
         id_tx,
         containerizer,
-        sandbox::SandboxLayout::new(&config.work_dir),
+        actor::WorkDir {
+            sandboxes: sandbox::SandboxLayout::new(&config.work_dir),
+            checkpoint: store,
+        },
         config.status_update_retry_interval,
         config.max_completed_tasks,
         internal_tx,
     );
+    agent.recover(tasks);
     let link = tokio::spawn(master_link::run(
         config.master.clone(),
         config.master_ping_timeout,

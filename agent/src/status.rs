@@ -94,6 +94,9 @@ pub fn termination_outcome(termination: Termination, killed: bool) -> Outcome {
     let message = match termination {
         Termination::Exited(code) => format!("Command exited with status {code}"),
         Termination::Signaled(signal) => format!("Command terminated with signal {signal}"),
+        Termination::Unknown => {
+            "The executor shim ended without recording how the command ended".to_string()
+        }
     };
     if killed {
         return Outcome {
@@ -108,6 +111,9 @@ pub fn termination_outcome(termination: Termination, killed: bool) -> Outcome {
             reason: None,
             message: Some(message),
         },
+        Termination::Unknown => {
+            Outcome::with(TaskState::TaskFailed, Reason::ExecutorTerminated, message)
+        }
         _ => Outcome::with(
             TaskState::TaskFailed,
             Reason::CommandExecutorFailed,
@@ -138,6 +144,10 @@ mod tests {
             o.message.as_deref(),
             Some("Command terminated with signal SIGSEGV")
         );
+
+        let o = termination_outcome(Termination::Unknown, false);
+        assert_eq!(o.state, TaskState::TaskFailed);
+        assert_eq!(o.reason, Some(Reason::ExecutorTerminated));
 
         let o = termination_outcome(Termination::Signaled(Signal::SIGKILL), true);
         assert_eq!(o.state, TaskState::TaskKilled);

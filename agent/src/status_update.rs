@@ -10,8 +10,9 @@
 //! An acknowledgement carrying the head's uuid pops it and puts the next one
 //! in flight; any other uuid is a stale duplicate and is ignored.
 //!
-//! Updates are not checkpointed yet (there is no agent recovery); when
-//! checkpointing arrives it belongs in the actor around these calls.
+//! Checkpointing is the actor's: it writes [`StatusUpdateManager::pending`]
+//! with the task after each change, and a recovering agent enqueues the
+//! checkpointed updates again, in order.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -181,6 +182,14 @@ impl StatusUpdateManager {
     /// When [`StatusUpdateManager::due`] next has something to return.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.streams.values().map(|s| s.next_send).min()
+    }
+
+    /// The task's unacknowledged statuses, oldest (the one in flight) first.
+    pub fn pending(&self, framework_id: &str, task_id: &str) -> Vec<TaskStatus> {
+        self.streams
+            .get(&(framework_id.to_string(), task_id.to_string()))
+            .map(|s| s.pending.iter().map(|u| u.status.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// Whether the task still has unacknowledged updates.

@@ -4,8 +4,10 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use agora_agent::config::RecoverMode;
 use agora_agent::AgentConfig;
-use clap::Args;
+use anyhow::Context;
+use clap::{Args, ValueEnum};
 
 use crate::flags::duration;
 
@@ -43,6 +45,19 @@ pub struct AgentArgs {
     /// Reconnect when the master has not pinged for this long.
     #[arg(long, default_value = "75secs", value_parser = duration, env = "AGORA_MASTER_PING_TIMEOUT")]
     pub master_ping_timeout: Duration,
+    /// What a restarted agent does with the tasks of its previous run:
+    /// `reconnect` to them, or `cleanup` (kill them and start as a new agent).
+    #[arg(long, value_enum, default_value = "reconnect", env = "AGORA_RECOVER")]
+    pub recover: Recover,
+}
+
+/// `--recover` values, as Mesos spells them.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Recover {
+    /// Reconnect to the running tasks and reregister with the old id.
+    Reconnect,
+    /// Kill the old tasks and register as a new agent.
+    Cleanup,
 }
 
 impl AgentArgs {
@@ -62,7 +77,17 @@ impl AgentArgs {
         config.status_update_retry_interval = self.status_update_retry_interval;
         config.executor_shutdown_grace_period = self.executor_shutdown_grace_period;
         config.master_ping_timeout = self.master_ping_timeout;
+        config.recover = match self.recover {
+            Recover::Reconnect => RecoverMode::Reconnect,
+            Recover::Cleanup => RecoverMode::Cleanup,
+        };
+        config.executor_program = Some(own_binary()?);
         config.validate()?;
         Ok(config)
     }
+}
+
+/// This binary, which the agent re-executes as each task's executor shim.
+pub fn own_binary() -> anyhow::Result<PathBuf> {
+    std::env::current_exe().context("cannot find the agora binary to run executor shims")
 }

@@ -70,6 +70,7 @@ pub async fn run(args: LocalArgs, trigger: ShutdownTrigger) -> anyhow::Result<()
             .checked_add(1 + i)
             .context("--master-port: no room for the agents' ports above it")?;
         config.resources = args.agent_resources.clone();
+        config.executor_program = Some(crate::agent_cmd::own_binary()?);
         config.validate()?;
         let handle = agora_agent::start(config, shutdown.clone()).await?;
         agents.push(handle);

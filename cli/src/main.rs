@@ -34,6 +34,17 @@ enum Command {
     /// Benchmarks that report figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// The executor shim the agent starts for each task (not for humans).
+    #[command(hide = true)]
+    Executor(ExecutorArgs),
+}
+
+/// Flags of the hidden `agora executor`.
+#[derive(Debug, clap::Args)]
+struct ExecutorArgs {
+    /// The shim's `shim.json`, written by the agent in the task's sandbox.
+    #[arg(long)]
+    config: std::path::PathBuf,
 }
 
 fn main() -> ExitCode {
@@ -63,6 +74,17 @@ fn main() -> ExitCode {
         _ => "info",
     };
     agora_common::telemetry::init(default_filter);
+    if let Command::Executor(args) = &cli.command {
+        // The shim runs its own single-threaded runtime: one per task, so
+        // it must stay small.
+        return match agora_agent::executor::run(&args.config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -97,10 +119,15 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Agent(args) => {
             let config = args.into_config().await?;
             let handle = agora_agent::start(config, shutdown).await?;
-            let join = tokio::spawn(handle.join());
+            let mut join = tokio::spawn(handle.join());
             tokio::select! {
-                _ = wait_for_signal() => trigger.fire(),
-                result = join => {
+                _ = wait_for_signal() => {
+                    // A graceful stop: the agent kills its tasks and sends
+                    // their last updates before the process exits.
+                    trigger.fire();
+                    join.await??;
+                }
+                result = &mut join => {
                     // The agent stopped on its own (e.g. the master shut it down).
                     result??;
                     return Ok(ExitCode::FAILURE);
@@ -135,6 +162,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             });
         }
         Command::Bench(command) => bench::run(command).await?,
+        // Handled in `main`, before any multi-threaded runtime exists.
+        Command::Executor(_) => {}
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,7 +7,8 @@
 //!
 //! A kill is SIGTERM to the container, then SIGKILL once the grace period
 //! (the kill request's policy, else the task's, else the agent default) runs
-//! out. A kill of a task the agent does not know is answered, as Mesos'
+//! out; the containerizer enforces the grace period (the shim does, so it
+//! holds even while the agent is down). A kill of a task the agent does not know is answered, as Mesos'
 //! agent does, with `TASK_DROPPED` for partition-aware frameworks and
 //! `TASK_LOST` for others (older frameworks know no `TASK_DROPPED`), reason
 //! `REASON_TASK_UNKNOWN`; the framework is looked up among the agent's tasks,
@@ -18,8 +19,6 @@ use std::time::Duration;
 use agora_proto::framework_info::capability::Type as Capability;
 use agora_proto::task_status::Reason;
 use agora_proto::{FrameworkInfo, KillPolicy, TaskInfo, TaskState};
-use nix::sys::signal::Signal;
-use tokio::time::sleep;
 
 use super::{Actor, Internal};
 use crate::containerizer::env::{task_environment, EnvContext};
@@ -78,6 +77,7 @@ impl Actor {
                 kill_grace: None,
             },
         );
+        self.checkpoint_task(&key);
         if self.stop.is_some() {
             self.launch_failed(&key, "the agent is shutting down".into());
             return;
@@ -181,13 +181,10 @@ impl Actor {
         tracing::info!(%framework_id, %task_id, ?grace, "killing task");
         if announce_killing {
             self.report(&key, Outcome::state(TaskState::TaskKilling));
+        } else {
+            self.checkpoint_task(&key);
         }
-        self.signal(&container_id, Signal::SIGTERM);
-        let internal = self.internal.clone();
-        self.workers.spawn(async move {
-            sleep(grace).await;
-            let _ = internal.send(Internal::KillTimeout { key, container_id });
-        });
+        self.kill_container(&container_id, grace);
         grace
     }
 
@@ -224,6 +221,7 @@ impl Actor {
                 container_id,
                 result,
             } => {
+                self.recovered(&key);
                 let Some(entry) = self.tasks.get_mut(&key) else {
                     return;
                 };
@@ -243,8 +241,11 @@ impl Actor {
                             }
                             // Killed before it ran: no grace, the framework
                             // never saw it running.
-                            Effect::KillNow => self.signal(&container_id, Signal::SIGKILL),
-                            _ => {}
+                            Effect::KillNow => {
+                                self.checkpoint_task(&key);
+                                self.kill_container(&container_id, Duration::ZERO)
+                            }
+                            _ => self.checkpoint_task(&key),
                         }
                     }
                 }
@@ -254,6 +255,7 @@ impl Actor {
                 container_id,
                 termination,
             } => {
+                self.recovered(&key);
                 let Some(entry) = self.tasks.get_mut(&key) else {
                     return;
                 };
@@ -277,15 +279,6 @@ impl Actor {
                 }
                 tracing::info!(task_id = %key.1, ?termination, state = ?outcome.state, "task ended");
                 self.report(&key, outcome);
-            }
-            Internal::KillTimeout { key, container_id } => {
-                let still_killing = self.tasks.get(&key).is_some_and(|e| {
-                    e.container_id == container_id && matches!(e.phase, Phase::Killing { .. })
-                });
-                if still_killing {
-                    tracing::info!(task_id = %key.1, "kill grace period over; sending SIGKILL");
-                    self.signal(&container_id, Signal::SIGKILL);
-                }
             }
         }
     }

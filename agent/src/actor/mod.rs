@@ -9,26 +9,39 @@
 //! messages to the master go through `try_send` (a full queue only delays an
 //! update until its retry). No lock exists, so none is held across `.await`.
 //!
+//! Every change to a task (launch, state, acknowledgement) is checkpointed
+//! before anything is sent about it, so that a restarted agent resends what
+//! the master may have missed ([`recovery`]). While containers of a previous
+//! run are being recovered, the answer to the link's registration request is
+//! held back, so that the master hears about the tasks as they are.
+//!
 //! This file holds the loop, registration and status-update plumbing; the
 //! task lifecycle (run, kill, exit) is in [`lifecycle`], the registration
-//! message and the `/state` snapshot in [`report`].
+//! message and the `/state` snapshot in [`report`], checkpointing and
+//! recovery in [`recovery`].
 
 mod lifecycle;
+mod recovery;
 mod report;
 
+pub use recovery::kill_leftovers;
+
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use agora_common::resources::Resources;
 use agora_common::shutdown::Shutdown;
-use agora_proto::agent::{agent_message, master_message, AgentMessage, MasterMessage};
+use agora_proto::agent::{
+    agent_message, master_message, AgentCheckpoint, AgentMessage, MasterMessage,
+};
 use agora_proto::{AgentId, Attribute, FrameworkId};
-use nix::sys::signal::Signal;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::{sleep_until, Instant};
 
+use crate::checkpoint::Checkpoint;
 use crate::containerizer::{Containerizer, Launched, Termination};
 use crate::error::AgentError;
 use crate::http::state::Counters;
@@ -57,8 +70,6 @@ pub enum Internal {
         container_id: String,
         termination: Termination,
     },
-    /// The kill grace period of a container ran out.
-    KillTimeout { key: TaskKey, container_id: String },
 }
 
 /// Why the actor is stopping.
@@ -84,6 +95,17 @@ pub struct Identity {
     pub default_grace: Duration,
     /// `PATH` handed to tasks.
     pub task_path: Option<String>,
+    /// The boot id and flags checkpointed with the agent's id (its
+    /// `agent_info` is filled in at registration).
+    pub record: AgentCheckpoint,
+}
+
+/// What the actor keeps under the work dir.
+pub struct WorkDir {
+    /// Where sandboxes are made.
+    pub sandboxes: SandboxLayout,
+    /// Where the state is checkpointed.
+    pub checkpoint: Checkpoint,
 }
 
 /// The agent actor's state.
@@ -92,6 +114,11 @@ pub struct Actor {
     agent_id: watch::Sender<Option<String>>,
     containerizer: Arc<dyn Containerizer>,
     sandboxes: SandboxLayout,
+    checkpoint: Checkpoint,
+    /// Tasks of a previous run whose containers are being looked for.
+    recovering: HashSet<TaskKey>,
+    /// The link's registration request, held while `recovering` is not empty.
+    pending_registration: Option<oneshot::Sender<AgentMessage>>,
     tasks: TaskBook,
     updates: StatusUpdateManager,
     /// The current session's outbound queue, while a session exists.
@@ -126,7 +153,7 @@ impl Actor {
         me: Identity,
         agent_id: watch::Sender<Option<String>>,
         containerizer: Arc<dyn Containerizer>,
-        sandboxes: SandboxLayout,
+        disk: WorkDir,
         retry_interval: Duration,
         max_completed: usize,
         internal: mpsc::UnboundedSender<Internal>,
@@ -135,7 +162,10 @@ impl Actor {
             me,
             agent_id,
             containerizer,
-            sandboxes,
+            sandboxes: disk.sandboxes,
+            checkpoint: disk.checkpoint,
+            recovering: HashSet::new(),
+            pending_registration: None,
             tasks: TaskBook::new(max_completed),
             updates: StatusUpdateManager::new(retry_interval),
             link: None,
@@ -224,12 +254,17 @@ impl Actor {
                 self.registered = false;
                 let host = master.rsplit_once(':').map_or(master.as_str(), |(h, _)| h);
                 self.master_hostname = Some(host.to_string());
-                // The link gave up on this session if it dropped the reply.
-                let _ = reply.send(self.registration_message());
+                if self.recovering.is_empty() {
+                    // The link gave up on this session if it dropped the reply.
+                    let _ = reply.send(self.registration_message());
+                } else {
+                    self.pending_registration = Some(reply);
+                }
             }
             LinkEvent::Disconnected => {
                 self.link = None;
                 self.registered = false;
+                self.pending_registration = None;
             }
             LinkEvent::Message(m) => self.on_master(*m),
         }
@@ -295,6 +330,7 @@ impl Actor {
                 tracing::warn!(%previous, new = %id, "the master gave this agent a new id");
             }
             tracing::info!(agent_id = %id, "registered with master");
+            self.checkpoint_agent(&id);
             self.agent_id.send_replace(Some(id));
         }
         if master_hostname.is_some() {
@@ -315,13 +351,24 @@ impl Actor {
     /// task's only unacknowledged one.
     fn enqueue_update(&mut self, framework_id: String, status: agora_proto::TaskStatus) {
         let now = Instant::now().into_std();
-        if let Some(head) = self.updates.enqueue(
+        let key = (
+            framework_id.clone(),
+            status
+                .task_id
+                .as_ref()
+                .map(|t| t.value.clone())
+                .unwrap_or_default(),
+        );
+        let head = self.updates.enqueue(
             Update {
                 framework_id,
                 status,
             },
             now,
-        ) {
+        );
+        // On disk before it is on the wire: a restarted agent resends it.
+        self.checkpoint_task(&key);
+        if let Some(head) = head {
             self.send_update(head);
         }
     }
@@ -376,24 +423,27 @@ impl Actor {
                 tracing::debug!(task_id = %key.1, "ignoring acknowledgement of an update not in flight")
             }
             Acked::Popped { terminal, next } => {
+                if terminal {
+                    self.forget_task(&key);
+                } else {
+                    self.checkpoint_task(&key);
+                }
                 if let Some(next) = next {
                     self.send_update(*next);
-                }
-                if terminal {
-                    self.tasks.complete(&key);
                 }
             }
         }
     }
 
-    /// Sends `signal` to a container from a worker (the containerizer may do I/O).
-    fn signal(&mut self, container_id: &str, signal: Signal) {
+    /// Has the containerizer kill a container (SIGTERM, SIGKILL after
+    /// `grace`) from a worker: the containerizer may do I/O.
+    fn kill_container(&mut self, container_id: &str, grace: Duration) {
         let containerizer = self.containerizer.clone();
         let container_id = container_id.to_string();
         self.workers.spawn(async move {
-            if let Err(e) = containerizer.kill(&container_id, signal).await {
+            if let Err(e) = containerizer.kill(&container_id, grace).await {
                 // It ended meanwhile; its exit is on its way.
-                tracing::debug!(error = %e, %signal, "signal not delivered");
+                tracing::debug!(error = %e, "kill not delivered");
             }
         });
     }

@@ -1,19 +1,26 @@
 //! The boundary between the agent and the processes it runs.
 //!
 //! The agent actor decides *what* runs and *when* it is killed; a
-//! [`Containerizer`] knows *how*: today [`posix::PosixContainerizer`] forks
-//! the command in its own process group. Later implementations (the executor
-//! shim with namespaces and cgroups, Docker) slot in behind the same trait.
+//! [`Containerizer`] knows *how*. [`shim::ShimContainerizer`] (what `agora
+//! agent` uses) runs each task under an executor shim process that outlives
+//! the agent; [`posix::PosixContainerizer`] forks the command straight from
+//! the agent's process, for agents embedded in a test binary or a program
+//! that is not `agora` (its tasks die with the agent and are not recovered).
+//! Isolation (namespaces, cgroups) and Docker slot in behind the same trait.
 //!
 //! A container's life through the trait: [`Containerizer::launch`] returns
-//! once the process runs; [`Containerizer::wait`] resolves once it has ended
-//! *and* nothing it started survives; [`Containerizer::kill`] delivers a
-//! signal to all of it. The actor calls `wait` exactly once per container.
+//! once the process runs (or [`Containerizer::recover`] finds it again after
+//! an agent restart); [`Containerizer::wait`] resolves once it has ended
+//! *and* nothing it started survives; [`Containerizer::kill`] sends SIGTERM
+//! to all of it and SIGKILL after the grace period. The actor calls `wait`
+//! exactly once per container.
 
 pub mod env;
 pub mod posix;
+pub mod shim;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use nix::sys::signal::Signal;
@@ -79,6 +86,9 @@ pub enum Termination {
     Exited(i32),
     /// A signal ended it.
     Signaled(Signal),
+    /// Nobody knows: the container's supervisor vanished without recording
+    /// the outcome (e.g. the shim was SIGKILLed while the agent was down).
+    Unknown,
 }
 
 /// A container that could not be started.
@@ -102,6 +112,19 @@ pub enum LaunchError {
         #[source]
         source: std::io::Error,
     },
+    /// The executor shim could not be started or could not start the task.
+    #[error("{0}")]
+    Shim(String),
+}
+
+/// A container of a previous agent run that cannot be found again.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot recover container '{container_id}': {reason}")]
+pub struct RecoverError {
+    /// The container.
+    pub container_id: String,
+    /// Why.
+    pub reason: String,
 }
 
 /// A container the containerizer does not know (any more).
@@ -115,12 +138,20 @@ pub trait Containerizer: Send + Sync + 'static {
     /// Starts the container; returns once its main process runs.
     async fn launch(&self, spec: LaunchSpec) -> Result<Launched, LaunchError>;
 
+    /// Finds again a container a previous run of the agent launched in
+    /// `sandbox`; afterwards it is known as if just launched (its `wait` may
+    /// resolve at once, when it ended while the agent was away).
+    async fn recover(&self, container_id: &str, sandbox: &Path) -> Result<Launched, RecoverError>;
+
     /// Resolves once the container's main process has ended and every process
     /// it started is gone; forgets the container afterwards.
     async fn wait(&self, container_id: &str) -> Result<Termination, UnknownContainer>;
 
-    /// Sends `signal` to every process of the container.
-    async fn kill(&self, container_id: &str, signal: Signal) -> Result<(), UnknownContainer>;
+    /// Sends SIGTERM to every process of the container, and SIGKILL to
+    /// every one left after `grace` (at once when `grace` is zero). The
+    /// containerizer enforces the grace period itself, so a kill completes
+    /// even if the agent dies meanwhile (with the shim).
+    async fn kill(&self, container_id: &str, grace: Duration) -> Result<(), UnknownContainer>;
 }
 
 #[cfg(test)]

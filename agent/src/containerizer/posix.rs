@@ -1,9 +1,11 @@
-//! The POSIX containerizer: a plain child process in its own process group.
+//! The POSIX containerizer: a plain child of the agent in its own process group.
 //!
-//! No isolation yet (namespaces and cgroups come with the executor shim);
-//! what it does guarantee is that a task is a *process group*: signals go to
-//! the whole group, and once the main process has exited the group is
-//! SIGKILLed so that nothing a task forked outlives it.
+//! For agents embedded in a process that is not the `agora` binary (tests,
+//! `agora_agent::start` from a library user) and so cannot re-execute itself
+//! as an executor shim. No isolation and no recovery: its tasks are children
+//! of the agent and end with it. What it does guarantee is that a task is a
+//! *process group*: signals go to the whole group, and once the main process
+//! has exited the group is SIGKILLed so that nothing a task forked outlives it.
 //!
 //! The table of containers sits behind a `std::sync::Mutex` that is never
 //! held across an `.await`: `kill` signals under the lock so that it cannot
@@ -12,8 +14,10 @@
 use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
 use std::process::Stdio;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use nix::errno::Errno;
@@ -22,7 +26,8 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
 use super::{
-    CommandSpec, Containerizer, LaunchError, LaunchSpec, Launched, Termination, UnknownContainer,
+    CommandSpec, Containerizer, LaunchError, LaunchSpec, Launched, RecoverError, Termination,
+    UnknownContainer,
 };
 
 struct Entry {
@@ -35,7 +40,8 @@ struct Entry {
 /// Runs each container as a process group on the host.
 #[derive(Default)]
 pub struct PosixContainerizer {
-    containers: Mutex<HashMap<String, Entry>>,
+    /// Shared with the timers that SIGKILL after a grace period.
+    containers: Arc<Mutex<HashMap<String, Entry>>>,
 }
 
 impl PosixContainerizer {
@@ -45,12 +51,16 @@ impl PosixContainerizer {
     }
 
     fn table(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
-        // A poisoned lock only means another thread panicked mid-update of
-        // a plain map; the map itself is still consistent.
-        self.containers
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.containers)
     }
+}
+
+fn lock(table: &Mutex<HashMap<String, Entry>>) -> MutexGuard<'_, HashMap<String, Entry>> {
+    // A poisoned lock only means another thread panicked mid-update of a
+    // plain map; the map itself is still consistent.
+    table
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn signal_group(pgid: Pid, signal: Signal) {
@@ -156,12 +166,34 @@ impl Containerizer for PosixContainerizer {
         Ok(termination)
     }
 
-    async fn kill(&self, container_id: &str, signal: Signal) -> Result<(), UnknownContainer> {
+    async fn recover(&self, container_id: &str, _sandbox: &Path) -> Result<Launched, RecoverError> {
+        Err(RecoverError {
+            container_id: container_id.to_string(),
+            reason: "the POSIX containerizer's tasks end with the agent".into(),
+        })
+    }
+
+    async fn kill(&self, container_id: &str, grace: Duration) -> Result<(), UnknownContainer> {
         let table = self.table();
         let entry = table
             .get(container_id)
             .ok_or_else(|| UnknownContainer(container_id.to_string()))?;
-        signal_group(entry.pgid, signal);
+        let pgid = entry.pgid;
+        if grace.is_zero() {
+            signal_group(pgid, Signal::SIGKILL);
+            return Ok(());
+        }
+        signal_group(pgid, Signal::SIGTERM);
+        let containers = self.containers.clone();
+        let container_id = container_id.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            // Under the lock: once `wait` forgot the group its id may be reused.
+            let table = lock(&containers);
+            if table.get(&container_id).is_some_and(|e| e.pgid == pgid) {
+                signal_group(pgid, Signal::SIGKILL);
+            }
+        });
         Ok(())
     }
 }
@@ -240,7 +272,7 @@ mod tests {
         let s = spec(&dir, CommandSpec::Shell("sleep 100 & sleep 100".into()));
         let id = s.container_id.clone();
         c.launch(s).await.expect("launch");
-        c.kill(&id, Signal::SIGTERM).await.expect("known");
+        c.kill(&id, Duration::from_secs(5)).await.expect("known");
         let t = c.wait(&id).await.expect("known");
         assert!(matches!(t, Termination::Signaled(Signal::SIGTERM)), "{t:?}");
         std::fs::remove_dir_all(dir).expect("cleanup");

@@ -1,0 +1,288 @@
+//! The shim containerizer: each container is an executor shim process (the
+//! `agora` binary in `executor` mode, see [`crate::executor`]) that runs and
+//! supervises the task and outlives the agent.
+//!
+//! `launch` writes the shim's config into the sandbox, starts the shim in a
+//! process group of its own, and dials its socket
+//! (`<work_dir>/shims/<container_id>.sock`: outside the sandbox because a
+//! Unix socket path may not exceed 107 bytes, and sandbox paths do) until it
+//! answers `started{pid}`. `recover` dials the same socket after an agent
+//! restart; when nobody answers, the shim has ended and its `exit_status`
+//! file in the sandbox tells how the task ended.
+//!
+//! Per container one driver task owns the connection: it forwards kill
+//! requests to the shim and publishes the termination on a `watch` once the
+//! shim reports `exited` or the connection drops (then the exit file, or
+//! [`Termination::Unknown`] when there is none). The table of containers
+//! sits behind a `std::sync::Mutex` never held across an `.await`.
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{sleep, Instant};
+
+use super::{
+    Containerizer, LaunchError, LaunchSpec, Launched, RecoverError, Termination, UnknownContainer,
+};
+use crate::executor::protocol::{
+    encode, read_json, shim_file, write_json_atomic, ExitRecord, ShimConfig, ShimEvent,
+    ShimRequest, CONFIG_FILE, EXIT_FILE, LOG_FILE, SHIM_DIR,
+};
+
+/// The longest Unix socket path (`sun_path` is 108 bytes with the NUL).
+const MAX_SOCKET_PATH: usize = 107;
+/// How long a new shim may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Between attempts to dial a shim that is starting.
+const DIAL_INTERVAL: Duration = Duration::from_millis(1);
+
+struct Entry {
+    /// Kill requests for the driver; closed once the shim is gone.
+    requests: mpsc::UnboundedSender<ShimRequest>,
+    /// `Some` once the container ended and nothing of it survives.
+    ended: watch::Receiver<Option<Termination>>,
+}
+
+/// Runs each container under an executor shim.
+pub struct ShimContainerizer {
+    /// The `agora` binary (or anything answering `executor --config`).
+    program: PathBuf,
+    /// Where the shims' sockets are.
+    socket_dir: PathBuf,
+    containers: Mutex<HashMap<String, Entry>>,
+}
+
+impl ShimContainerizer {
+    /// Shims run `program executor --config ...`; sockets go under `work_dir`.
+    pub fn new(program: impl Into<PathBuf>, work_dir: &Path) -> Self {
+        ShimContainerizer {
+            program: program.into(),
+            socket_dir: work_dir.join("shims"),
+            containers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The socket of a container's shim.
+    pub fn socket_path(&self, container_id: &str) -> PathBuf {
+        self.socket_dir.join(format!("{container_id}.sock"))
+    }
+
+    fn table(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+        // A poisoned lock only means another thread panicked mid-update of
+        // a plain map; the map itself is still consistent.
+        self.containers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Takes over a connection to a shim: reads its `started`, spawns the driver.
+    async fn attach(
+        &self,
+        container_id: &str,
+        stream: UnixStream,
+        sandbox: &Path,
+    ) -> Result<Launched, String> {
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        // A reset is a shim that closed its listener with our connection
+        // still in the backlog: it ended, like an end of stream.
+        let first = lines.next_line().await.unwrap_or(None);
+        let pid = match first.as_deref().map(serde_json::from_str::<ShimEvent>) {
+            Some(Ok(ShimEvent::Started { pid })) => pid,
+            // The shim was ending as we dialled: its exit file is written.
+            None => return self.ended_from_exit_file(container_id, sandbox),
+            Some(other) => {
+                return Err(format!("unexpected first message from the shim: {other:?}"))
+            }
+        };
+        let (requests, mut requests_rx) = mpsc::unbounded_channel();
+        let (ended_tx, ended) = watch::channel(None);
+        let exit_file = shim_file(sandbox, EXIT_FILE);
+        let id = container_id.to_string();
+        tokio::spawn(async move {
+            let termination = loop {
+                tokio::select! {
+                    line = lines.next_line() => match line {
+                        Ok(Some(line)) => match serde_json::from_str::<ShimEvent>(&line) {
+                            Ok(ShimEvent::Exited { status }) => break status.into(),
+                            Ok(ShimEvent::Started { .. }) => {}
+                            Err(e) => tracing::warn!(container_id = %id, error = %e, %line, "invalid shim message"),
+                        },
+                        // The shim is gone without a word: its file tells.
+                        Ok(None) | Err(_) => break termination_from_file(&exit_file),
+                    },
+                    request = requests_rx.recv() => match request {
+                        Some(request) => {
+                            let mut line = encode(&request);
+                            line.push('\n');
+                            // A failed write shows as the read side's end.
+                            let _ = write.write_all(line.as_bytes()).await;
+                        }
+                        // The container was forgotten: nobody waits any more.
+                        None => return,
+                    },
+                }
+            };
+            tracing::debug!(container_id = %id, ?termination, "container ended");
+            ended_tx.send_replace(Some(termination));
+        });
+        self.table()
+            .insert(container_id.to_string(), Entry { requests, ended });
+        Ok(Launched { pid })
+    }
+
+    /// Registers a container whose shim has ended, from its exit file.
+    fn ended_from_exit_file(&self, container_id: &str, sandbox: &Path) -> Result<Launched, String> {
+        match read_json::<ExitRecord>(&shim_file(sandbox, EXIT_FILE)) {
+            Ok(Some(ExitRecord::Ended { pid, status })) => {
+                let (requests, _) = mpsc::unbounded_channel();
+                let (_, ended) = watch::channel(Some(status.into()));
+                self.table()
+                    .insert(container_id.to_string(), Entry { requests, ended });
+                Ok(Launched { pid })
+            }
+            Ok(Some(ExitRecord::LaunchFailed { message })) => Err(message),
+            Ok(None) => Err("the shim ended without recording an exit status".into()),
+            Err(e) => Err(format!("cannot read the exit status: {e}")),
+        }
+    }
+}
+
+fn termination_from_file(path: &Path) -> Termination {
+    match read_json::<ExitRecord>(path) {
+        Ok(Some(ExitRecord::Ended { status, .. })) => status.into(),
+        _ => Termination::Unknown,
+    }
+}
+
+#[async_trait]
+impl Containerizer for ShimContainerizer {
+    async fn launch(&self, spec: LaunchSpec) -> Result<Launched, LaunchError> {
+        let socket = self.socket_path(&spec.container_id);
+        if socket.as_os_str().len() > MAX_SOCKET_PATH {
+            return Err(LaunchError::Shim(format!(
+                "the shim socket path {} is longer than {MAX_SOCKET_PATH} bytes; use a shorter --work-dir",
+                socket.display()
+            )));
+        }
+        let shim_error =
+            |what: &str, e: std::io::Error| LaunchError::Shim(format!("cannot {what}: {e}"));
+        std::fs::create_dir_all(&self.socket_dir)
+            .map_err(|e| shim_error("create the shims directory", e))?;
+        std::fs::create_dir_all(spec.sandbox.join(SHIM_DIR))
+            .map_err(|e| shim_error("create the shim directory", e))?;
+        let config = ShimConfig {
+            container_id: spec.container_id.clone(),
+            sandbox: spec.sandbox.clone(),
+            socket: socket.clone(),
+            command: (&spec.command).into(),
+            env: spec.env,
+        };
+        let config_path = shim_file(&spec.sandbox, CONFIG_FILE);
+        write_json_atomic(&config_path, &config)
+            .map_err(|e| shim_error("write the shim config", e))?;
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(shim_file(&spec.sandbox, LOG_FILE))
+            .map_err(|e| shim_error("open the shim log", e))?;
+        let log2 = log
+            .try_clone()
+            .map_err(|e| shim_error("open the shim log", e))?;
+        let mut child = tokio::process::Command::new(&self.program)
+            .arg("executor")
+            .arg("--config")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            // Not in the agent's group: a signal to the agent's group (a
+            // terminal's Ctrl-C) must not reach the shims.
+            .process_group(0)
+            // Dropping the handle neither kills nor leaks it: tokio reaps
+            // dropped children in the background.
+            .kill_on_drop(false)
+            .spawn()
+            .map_err(|source| LaunchError::Spawn {
+                program: self.program.display().to_string(),
+                source,
+            })?;
+
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            match UnixStream::connect(&socket).await {
+                Ok(stream) => {
+                    return self
+                        .attach(&spec.container_id, stream, &spec.sandbox)
+                        .await
+                        .map_err(LaunchError::Shim)
+                }
+                Err(_) => {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        // Ended before we could dial: the task failed to
+                        // start, or already ran to its end.
+                        return self
+                            .ended_from_exit_file(&spec.container_id, &spec.sandbox)
+                            .map_err(|e| {
+                                LaunchError::Shim(format!(
+                                    "{e} (shim {status}; see {SHIM_DIR}/{LOG_FILE})"
+                                ))
+                            });
+                    }
+                    if Instant::now() > deadline {
+                        let _ = child.start_kill();
+                        return Err(LaunchError::Shim(format!(
+                            "the shim did not listen within {START_TIMEOUT:?}"
+                        )));
+                    }
+                    sleep(DIAL_INTERVAL).await;
+                }
+            }
+        }
+    }
+
+    async fn recover(&self, container_id: &str, sandbox: &Path) -> Result<Launched, RecoverError> {
+        let result = match UnixStream::connect(self.socket_path(container_id)).await {
+            Ok(stream) => self.attach(container_id, stream, sandbox).await,
+            Err(_) => self.ended_from_exit_file(container_id, sandbox),
+        };
+        result.map_err(|reason| RecoverError {
+            container_id: container_id.to_string(),
+            reason,
+        })
+    }
+
+    async fn wait(&self, container_id: &str) -> Result<Termination, UnknownContainer> {
+        let mut ended = self
+            .table()
+            .get(container_id)
+            .map(|e| e.ended.clone())
+            .ok_or_else(|| UnknownContainer(container_id.to_string()))?;
+        let termination = match ended.wait_for(Option::is_some).await {
+            Ok(t) => t.unwrap_or(Termination::Unknown),
+            Err(_) => Termination::Unknown,
+        };
+        self.table().remove(container_id);
+        Ok(termination)
+    }
+
+    async fn kill(&self, container_id: &str, grace: Duration) -> Result<(), UnknownContainer> {
+        let table = self.table();
+        let entry = table
+            .get(container_id)
+            .ok_or_else(|| UnknownContainer(container_id.to_string()))?;
+        let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+        entry
+            .requests
+            .send(ShimRequest::Kill { grace_ms })
+            .map_err(|_| UnknownContainer(container_id.to_string()))
+    }
+}

@@ -1,0 +1,236 @@
+//! What the agent and an executor shim say to each other, and the two files
+//! the shim reads and writes in the sandbox.
+//!
+//! **Socket protocol.** The shim listens on a Unix stream socket (path in
+//! its [`ShimConfig`]); the agent dials it after launching the shim and again
+//! after every agent restart. Both directions carry newline-delimited JSON,
+//! one [`ShimEvent`] or [`ShimRequest`] per line:
+//!
+//! ```text
+//! shim -> agent  {"type":"started","pid":4242}                      (first line of every connection)
+//! shim -> agent  {"type":"exited","status":{"exited":0}}            (then the shim exits)
+//! agent -> shim  {"type":"kill","grace_ms":3000}                    (SIGTERM now, SIGKILL after grace)
+//! ```
+//!
+//! One agent connection at a time: a new one replaces the old (the agent
+//! that dialled last is the live one). JSON rather than protobuf because the
+//! messages are tiny and an operator can talk to a shim with `socat`.
+//!
+//! **Files**, under `<sandbox>/.agora/`: `shim.json` (the [`ShimConfig`],
+//! written by the agent before it starts the shim) and `exit_status` (the
+//! [`ExitRecord`], written atomically by the shim once the task's process
+//! tree is gone). The exit record is how an agent that was down when the
+//! task ended learns its outcome.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::Signal;
+use serde::{Deserialize, Serialize};
+
+use crate::containerizer::{CommandSpec, Termination};
+
+/// The directory of the shim's files inside a sandbox.
+pub const SHIM_DIR: &str = ".agora";
+/// The shim's configuration file, inside [`SHIM_DIR`].
+pub const CONFIG_FILE: &str = "shim.json";
+/// The exit record, inside [`SHIM_DIR`].
+pub const EXIT_FILE: &str = "exit_status";
+/// The shim's own log (its stdout and stderr), inside [`SHIM_DIR`].
+pub const LOG_FILE: &str = "shim.log";
+
+/// Everything a shim needs to run one task.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ShimConfig {
+    /// The container's id (for logs).
+    pub container_id: String,
+    /// The sandbox: the task's working directory and home of its output.
+    pub sandbox: PathBuf,
+    /// Where the shim listens.
+    pub socket: PathBuf,
+    /// The command.
+    pub command: Command,
+    /// The task's complete environment.
+    pub env: Vec<(String, String)>,
+}
+
+/// [`CommandSpec`] as it is written to `shim.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Command {
+    /// `/bin/sh -c <script>`.
+    Shell {
+        /// The script.
+        script: String,
+    },
+    /// A program exec'd directly.
+    Exec {
+        /// Path or name of the program.
+        program: String,
+        /// `argv[0]`, when not the program.
+        argv0: Option<String>,
+        /// `argv[1..]`.
+        args: Vec<String>,
+    },
+}
+
+impl From<&CommandSpec> for Command {
+    fn from(spec: &CommandSpec) -> Self {
+        match spec.clone() {
+            CommandSpec::Shell(script) => Command::Shell { script },
+            CommandSpec::Exec {
+                program,
+                argv0,
+                args,
+            } => Command::Exec {
+                program,
+                argv0,
+                args,
+            },
+        }
+    }
+}
+
+/// How the task's main process ended, as JSON.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitStatus {
+    /// Exit code.
+    Exited(i32),
+    /// Number of the signal that ended it.
+    Signaled(i32),
+}
+
+impl From<ExitStatus> for Termination {
+    fn from(status: ExitStatus) -> Self {
+        match status {
+            ExitStatus::Exited(code) => Termination::Exited(code),
+            ExitStatus::Signaled(n) => {
+                Termination::Signaled(Signal::try_from(n).unwrap_or(Signal::SIGKILL))
+            }
+        }
+    }
+}
+
+/// Shim to agent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ShimEvent {
+    /// The task runs as `pid` (its process group id as well).
+    Started {
+        /// The task's main pid.
+        pid: i32,
+    },
+    /// The task ended and every process it started is gone.
+    Exited {
+        /// How its main process ended.
+        status: ExitStatus,
+    },
+}
+
+/// Agent to shim.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ShimRequest {
+    /// SIGTERM every process of the task now, SIGKILL them after `grace_ms`.
+    Kill {
+        /// The grace period in milliseconds (0: SIGKILL at once).
+        grace_ms: u64,
+    },
+}
+
+/// The `exit_status` file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitRecord {
+    /// The task ran as `pid` and ended with `status`.
+    Ended {
+        /// Its main pid.
+        pid: i32,
+        /// How it ended.
+        status: ExitStatus,
+    },
+    /// The task could not be started.
+    LaunchFailed {
+        /// Why.
+        message: String,
+    },
+}
+
+/// `<sandbox>/.agora/<name>`.
+pub fn shim_file(sandbox: &Path, name: &str) -> PathBuf {
+    sandbox.join(SHIM_DIR).join(name)
+}
+
+/// Writes `value` as JSON to `path` atomically: a temporary file renamed
+/// over it, so a reader (or a crash) never sees half a file.
+pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
+    let bytes = serde_json::to_vec(value).map_err(io::Error::other)?;
+    crate::checkpoint::write_atomic(path, &bytes)
+}
+
+/// Reads a JSON file; `Ok(None)` if it does not exist.
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> io::Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// One protocol line (without the newline).
+pub fn encode<T: Serialize>(message: &T) -> String {
+    // Serialising these plain enums cannot fail (no maps with non-string
+    // keys, no custom serialisers).
+    serde_json::to_string(message).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_the_documented_json() {
+        assert_eq!(
+            encode(&ShimEvent::Started { pid: 42 }),
+            r#"{"type":"started","pid":42}"#
+        );
+        assert_eq!(
+            encode(&ShimEvent::Exited {
+                status: ExitStatus::Exited(0)
+            }),
+            r#"{"type":"exited","status":{"exited":0}}"#
+        );
+        assert_eq!(
+            encode(&ShimRequest::Kill { grace_ms: 3000 }),
+            r#"{"type":"kill","grace_ms":3000}"#
+        );
+        let back: ShimRequest =
+            serde_json::from_str(r#"{"type":"kill","grace_ms":5}"#).expect("parses");
+        assert_eq!(back, ShimRequest::Kill { grace_ms: 5 });
+    }
+
+    #[test]
+    fn exit_record_round_trips_through_the_file() {
+        let dir = std::env::temp_dir().join(format!("agora-proto-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join(EXIT_FILE);
+        assert_eq!(
+            read_json::<ExitRecord>(&path).expect("absent is fine"),
+            None
+        );
+        let record = ExitRecord::Ended {
+            pid: 7,
+            status: ExitStatus::Signaled(9),
+        };
+        write_json_atomic(&path, &record).expect("write");
+        assert_eq!(read_json(&path).expect("read"), Some(record));
+        assert_eq!(
+            Termination::from(ExitStatus::Signaled(9)),
+            Termination::Signaled(Signal::SIGKILL)
+        );
+        std::fs::remove_dir_all(dir).expect("cleanup");
+    }
+}
