@@ -68,8 +68,8 @@ fn cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount<'_>> {
 }
 
 /// The agent's cgroup in the hierarchy whose `/proc/self/cgroup` controller
-/// field is `controllers` (`memory`, `cpu,cpuacct`, or empty for v2).
-fn own_path<'a>(self_cgroup: &'a str, matches: impl Fn(&str) -> bool) -> Option<&'a str> {
+/// field satisfies `matches` (`memory`, `cpu,cpuacct`, or empty for v2).
+fn own_path(self_cgroup: &str, matches: impl Fn(&str) -> bool) -> Option<&str> {
     self_cgroup.lines().find_map(|line| {
         let mut parts = line.splitn(3, ':');
         let _id = parts.next()?;
