@@ -10,7 +10,7 @@ use agora_proto::{
     AgentId, ContainerId, ContainerStatus, ExecutorId, TaskId, TaskState, TaskStatus,
 };
 
-use crate::containerizer::Termination;
+use crate::containerizer::{LimitedResource, Termination};
 
 /// The fields every update of one task shares.
 #[derive(Debug, Clone)]
@@ -94,6 +94,7 @@ pub fn termination_outcome(termination: Termination, killed: bool) -> Outcome {
     let message = match termination {
         Termination::Exited(code) => format!("Command exited with status {code}"),
         Termination::Signaled(signal) => format!("Command terminated with signal {signal}"),
+        Termination::Limited(ref limitation) => limitation.message.clone(),
         Termination::Unknown => {
             "The executor shim ended without recording how the command ended".to_string()
         }
@@ -113,6 +114,14 @@ pub fn termination_outcome(termination: Termination, killed: bool) -> Outcome {
         },
         Termination::Unknown => {
             Outcome::with(TaskState::TaskFailed, Reason::ExecutorTerminated, message)
+        }
+        // Mesos reports a limitation as a failure whose reason names the resource.
+        Termination::Limited(limitation) => {
+            let reason = match limitation.resource {
+                LimitedResource::Memory => Reason::ContainerLimitationMemory,
+                LimitedResource::Disk => Reason::ContainerLimitationDisk,
+            };
+            Outcome::with(TaskState::TaskFailed, reason, message)
         }
         _ => Outcome::with(
             TaskState::TaskFailed,
@@ -148,6 +157,15 @@ mod tests {
         let o = termination_outcome(Termination::Unknown, false);
         assert_eq!(o.state, TaskState::TaskFailed);
         assert_eq!(o.reason, Some(Reason::ExecutorTerminated));
+
+        let limited = Termination::Limited(crate::containerizer::Limitation {
+            resource: LimitedResource::Memory,
+            message: "Memory limit exceeded: 32 MB".into(),
+        });
+        let o = termination_outcome(limited, false);
+        assert_eq!(o.state, TaskState::TaskFailed);
+        assert_eq!(o.reason, Some(Reason::ContainerLimitationMemory));
+        assert_eq!(o.message.as_deref(), Some("Memory limit exceeded: 32 MB"));
 
         let o = termination_outcome(Termination::Signaled(Signal::SIGKILL), true);
         assert_eq!(o.state, TaskState::TaskKilled);

@@ -31,6 +31,14 @@ pub struct ExecuteArgs {
     /// Memory per task, in MB.
     #[arg(long, default_value_t = 32.0)]
     pub mem: f64,
+    /// Disk per task, in MB (0: none asked; with
+    /// `--enforce-container-disk-quota` the agent kills a task over it).
+    #[arg(long, default_value_t = 0.0)]
+    pub disk: f64,
+    /// A URI to fetch into each task's sandbox before it starts (repeatable):
+    /// http(s), file or an absolute path; archives are extracted.
+    #[arg(long = "uri")]
+    pub uris: Vec<String>,
     /// The role to run in.
     #[arg(long, default_value = "*")]
     pub role: String,
@@ -102,7 +110,14 @@ pub async fn run(args: ExecuteArgs) -> anyhow::Result<Outcome> {
         .collect();
     let total = pending.len();
     let mut finals = BTreeMap::new();
-    let per_task = Resources::parse(&format!("cpus:{};mem:{}", args.cpus, args.mem))?;
+    if !(args.disk.is_finite() && args.disk >= 0.0) {
+        anyhow::bail!("--disk: must not be negative");
+    }
+    let mut per_task = format!("cpus:{};mem:{}", args.cpus, args.mem);
+    if args.disk > 0.0 {
+        per_task.push_str(&format!(";disk:{}", args.disk));
+    }
+    let per_task = Resources::parse(&per_task)?;
     while let Some(event) = events.recv().await {
         match event {
             SchedulerEvent::Subscribed { framework_id, .. } => {
@@ -117,12 +132,19 @@ pub async fn run(args: ExecuteArgs) -> anyhow::Result<Outcome> {
                             break;
                         }
                         available.subtract(&per_task);
-                        tasks.push(
-                            TaskBuilder::new(id.clone(), args.command.clone())
-                                .cpus(args.cpus)
-                                .mem(args.mem)
-                                .build(&offer),
-                        );
+                        let mut task = TaskBuilder::new(id.clone(), args.command.clone())
+                            .cpus(args.cpus)
+                            .mem(args.mem);
+                        if args.disk > 0.0 {
+                            task = task.disk(args.disk);
+                        }
+                        for uri in &args.uris {
+                            task = task.uri(agora_proto::command_info::Uri {
+                                value: uri.clone(),
+                                ..Default::default()
+                            });
+                        }
+                        tasks.push(task.build(&offer));
                         pending.pop();
                     }
                     if tasks.is_empty() {

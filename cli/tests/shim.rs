@@ -19,6 +19,8 @@ fn spec(work_dir: &Path, script: &str) -> LaunchSpec {
         sandbox,
         command: CommandSpec::Shell(script.into()),
         env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+        uris: Vec::new(),
+        resources: Default::default(),
     }
 }
 

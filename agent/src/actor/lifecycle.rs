@@ -22,7 +22,7 @@ use agora_proto::{FrameworkInfo, KillPolicy, TaskInfo, TaskState};
 
 use super::{Actor, Internal};
 use crate::containerizer::env::{task_environment, EnvContext};
-use crate::containerizer::{CommandSpec, LaunchSpec};
+use crate::containerizer::{CommandSpec, ContainerResources, LaunchSpec};
 use crate::sandbox::SandboxIds;
 use crate::status::{new_status, termination_outcome, Outcome, StatusTarget};
 use crate::tasks::{Effect, Phase, PhaseEvent, TaskEntry, TaskKey};
@@ -128,6 +128,8 @@ impl Actor {
                 sandbox: sandbox.clone(),
                 command: CommandSpec::from_command_info(&command),
                 env,
+                uris: command.uris.clone(),
+                resources: ContainerResources::of(&task.resources),
             };
             let launched = containerizer.launch(spec).await;
             let ok = launched.is_ok();
@@ -269,7 +271,7 @@ impl Actor {
                     return;
                 }
                 let killing = matches!(before, Phase::Killing { .. });
-                let mut outcome = termination_outcome(termination, killing);
+                let mut outcome = termination_outcome(termination.clone(), killing);
                 if before
                     == (Phase::Killing {
                         during_launch: true,

@@ -36,6 +36,43 @@ pub struct LaunchSpec {
     pub command: CommandSpec,
     /// The complete environment (nothing else is inherited).
     pub env: Vec<(String, String)>,
+    /// `CommandInfo.uris`, fetched into the sandbox before the command
+    /// starts (a failed fetch is a failed launch).
+    pub uris: Vec<agora_proto::command_info::Uri>,
+    /// The task's resources, which the isolation turns into limits.
+    pub resources: ContainerResources,
+}
+
+/// The resources a container is limited to (from the task's `cpus`, `mem`
+/// and `disk`); `None` where the task asked for none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ContainerResources {
+    /// CPUs.
+    pub cpus: Option<f64>,
+    /// Memory in bytes.
+    pub mem_bytes: Option<u64>,
+    /// Disk in bytes.
+    pub disk_bytes: Option<u64>,
+}
+
+impl ContainerResources {
+    /// The scalar `cpus`, `mem` (MB) and `disk` (MB) of a task's resources.
+    pub fn of(resources: &[agora_proto::Resource]) -> Self {
+        let scalar = |name: &str| {
+            let values: Vec<f64> = resources
+                .iter()
+                .filter(|r| r.name == name)
+                .filter_map(|r| r.scalar.as_ref().map(|s| s.value))
+                .collect();
+            (!values.is_empty()).then(|| values.iter().sum::<f64>())
+        };
+        let bytes = |mb: f64| (mb * 1024.0 * 1024.0).round() as u64;
+        ContainerResources {
+            cpus: scalar("cpus"),
+            mem_bytes: scalar("mem").map(bytes),
+            disk_bytes: scalar("disk").map(bytes),
+        }
+    }
 }
 
 /// A command as Mesos' `CommandInfo` describes it.
@@ -80,15 +117,36 @@ pub struct Launched {
 }
 
 /// How a container's main process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Termination {
     /// It exited with this status.
     Exited(i32),
     /// A signal ended it.
     Signaled(Signal),
+    /// The isolation killed it for exceeding a limit.
+    Limited(Limitation),
     /// Nobody knows: the container's supervisor vanished without recording
     /// the outcome (e.g. the shim was SIGKILLed while the agent was down).
     Unknown,
+}
+
+/// A resource limit a container was killed for exceeding.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Limitation {
+    /// Which resource.
+    pub resource: LimitedResource,
+    /// What happened, naming the limit ("Memory limit exceeded: 32 MB").
+    pub message: String,
+}
+
+/// The resources whose limits are enforced by killing the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitedResource {
+    /// `mem`: the cgroup's OOM killer struck.
+    Memory,
+    /// `disk`: the sandbox grew past the task's `disk`.
+    Disk,
 }
 
 /// A container that could not be started.
@@ -115,6 +173,9 @@ pub enum LaunchError {
     /// The executor shim could not be started or could not start the task.
     #[error("{0}")]
     Shim(String),
+    /// A URI could not be fetched into the sandbox.
+    #[error(transparent)]
+    Fetch(#[from] crate::fetcher::FetchError),
 }
 
 /// A container of a previous agent run that cannot be found again.

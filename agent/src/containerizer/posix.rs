@@ -7,6 +7,10 @@
 //! *process group*: signals go to the whole group, and once the main process
 //! has exited the group is SIGKILLed so that nothing a task forked outlives it.
 //!
+//! URIs are fetched in `launch` (a worker of the agent, not its actor), with
+//! a cache shared by the process' POSIX containerizers under the temporary
+//! directory.
+//!
 //! The table of containers sits behind a `std::sync::Mutex` that is never
 //! held across an `.await`: `kill` signals under the lock so that it cannot
 //! race with `wait` forgetting the group (after which its id may be reused).
@@ -75,6 +79,10 @@ fn signal_group(pgid: Pid, signal: Signal) {
 #[async_trait]
 impl Containerizer for PosixContainerizer {
     async fn launch(&self, spec: LaunchSpec) -> Result<Launched, LaunchError> {
+        if !spec.uris.is_empty() {
+            let cache = std::env::temp_dir().join("agora-fetch-cache");
+            crate::fetcher::fetch(&spec.uris, &spec.sandbox, &cache).await?;
+        }
         let open = |name: &'static str| {
             OpenOptions::new()
                 .create(true)
@@ -208,6 +216,8 @@ mod tests {
             sandbox: dir.to_path_buf(),
             command,
             env: vec![("GREETING".into(), "hello".into())],
+            uris: Vec::new(),
+            resources: Default::default(),
         }
     }
 

@@ -10,6 +10,10 @@
 //! restart; when nobody answers, the shim has ended and its `exit_status`
 //! file in the sandbox tells how the task ended.
 //!
+//! The shim fetches the task's URIs itself (see [`crate::executor`]), so a
+//! slow download delays only that task, never the agent; the cache is
+//! `<work_dir>/fetch-cache`.
+//!
 //! Per container one driver task owns the connection: it forwards kill
 //! requests to the shim and publishes the termination on a `watch` once the
 //! shim reports `exited` or the connection drops (then the exit file, or
@@ -57,6 +61,8 @@ pub struct ShimContainerizer {
     program: PathBuf,
     /// Where the shims' sockets are.
     socket_dir: PathBuf,
+    /// The fetcher's cache, shared by this agent's shims.
+    fetch_cache: PathBuf,
     containers: Mutex<HashMap<String, Entry>>,
 }
 
@@ -66,6 +72,7 @@ impl ShimContainerizer {
         ShimContainerizer {
             program: program.into(),
             socket_dir: work_dir.join("shims"),
+            fetch_cache: work_dir.join("fetch-cache"),
             containers: Mutex::new(HashMap::new()),
         }
     }
@@ -185,6 +192,8 @@ impl Containerizer for ShimContainerizer {
             socket: socket.clone(),
             command: (&spec.command).into(),
             env: spec.env,
+            uris: spec.uris.iter().map(Into::into).collect(),
+            fetch_cache: Some(self.fetch_cache.clone()),
         };
         let config_path = shim_file(&spec.sandbox, CONFIG_FILE);
         write_json_atomic(&config_path, &config)
@@ -267,7 +276,7 @@ impl Containerizer for ShimContainerizer {
             .map(|e| e.ended.clone())
             .ok_or_else(|| UnknownContainer(container_id.to_string()))?;
         let termination = match ended.wait_for(Option::is_some).await {
-            Ok(t) => t.unwrap_or(Termination::Unknown),
+            Ok(t) => t.clone().unwrap_or(Termination::Unknown),
             Err(_) => Termination::Unknown,
         };
         self.table().remove(container_id);

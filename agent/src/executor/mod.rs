@@ -6,7 +6,9 @@
 //! 1. makes itself a *child subreaper* (`PR_SET_CHILD_SUBREAPER`), so that
 //!    whatever its task forks, even daemonised grandchildren, stays its
 //!    descendant and can be found and killed ([`tree`]);
-//! 2. starts the task's command as its child, in a process group of its own,
+//! 2. binds its socket, fetches the task's URIs into the sandbox
+//!    ([`crate::fetcher`]; a failure is recorded as a failed launch), and
+//!    starts the task's command as its child, in a process group of its own,
 //!    with the given environment, the sandbox as working directory and the
 //!    sandbox's `stdout`/`stderr` files;
 //! 3. listens on its Unix socket and speaks the [`protocol`] with whichever
@@ -126,26 +128,29 @@ async fn supervise(config: ShimConfig) -> Result<(), ShimError> {
     // Registered before the task exists, so its SIGCHLD cannot be missed.
     let mut sigchld = signal(SignalKind::child()).map_err(setup("handle SIGCHLD"))?;
     let exit_file = shim_file(&config.sandbox, EXIT_FILE);
-    let main = match spawn_task(&config) {
+    // A socket left by a crashed shim of the same container would make bind fail.
+    let _ = std::fs::remove_file(&config.socket);
+    // Bound before the fetch: the agent's dial succeeds at once and it then
+    // waits for `started` however long the download takes.
+    let listener = UnixListener::bind(&config.socket).map_err(setup("bind the shim socket"))?;
+    let launched = match fetch(&config).await {
+        Ok(()) => spawn_task(&config),
+        Err(message) => Err(message),
+    };
+    let main = match launched {
         Ok(pid) => pid,
         Err(message) => {
             tracing::warn!(%message, "task launch failed");
+            // The record first, then the socket closes: the agent, waiting
+            // for `started`, sees the end and reads why.
             write_json_atomic(&exit_file, &ExitRecord::LaunchFailed { message })
                 .map_err(setup("write the exit status"))?;
+            drop(listener);
+            let _ = std::fs::remove_file(&config.socket);
             return Ok(());
         }
     };
     tracing::info!(container_id = %config.container_id, pid = main.as_raw(), "task started");
-    // A socket left by a crashed shim of the same container would make bind fail.
-    let _ = std::fs::remove_file(&config.socket);
-    let listener = match UnixListener::bind(&config.socket) {
-        Ok(l) => l,
-        Err(e) => {
-            // No agent could ever reach this task: do not let it run unseen.
-            tree::signal_descendants(std::process::id() as i32, Signal::SIGKILL);
-            return Err(setup("bind the shim socket")(e));
-        }
-    };
 
     let me = std::process::id() as i32;
     let mut conn: Option<Conn> = None;
@@ -249,6 +254,21 @@ fn exit_status(status: WaitStatus) -> ExitStatus {
             ExitStatus::Exited(-1)
         }
     }
+}
+
+/// Fetches the task's URIs into the sandbox; the error names the URI.
+async fn fetch(config: &ShimConfig) -> Result<(), String> {
+    if config.uris.is_empty() {
+        return Ok(());
+    }
+    let uris: Vec<agora_proto::command_info::Uri> = config.uris.iter().map(Into::into).collect();
+    let cache = config
+        .fetch_cache
+        .clone()
+        .unwrap_or_else(|| shim_file(&config.sandbox, "fetch-cache"));
+    crate::fetcher::fetch(&uris, &config.sandbox, &cache)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Starts the task; returns its pid or why it could not start.

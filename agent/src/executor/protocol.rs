@@ -16,6 +16,13 @@
 //! that dialled last is the live one). JSON rather than protobuf because the
 //! messages are tiny and an operator can talk to a shim with `socat`.
 //!
+//! **Fetching.** The shim binds its socket first, then fetches the task's
+//! URIs, then starts the task: the agent's dial succeeds at once and waits
+//! for `started` however long the download takes (the agent's actor is never
+//! blocked, and no start timeout is needed for slow downloads). A failed
+//! fetch is recorded as `launch_failed` and the socket closed, which the
+//! agent reads as a failed launch.
+//!
 //! **Files**, under `<sandbox>/.agora/`: `shim.json` (the [`ShimConfig`],
 //! written by the agent before it starts the shim) and `exit_status` (the
 //! [`ExitRecord`], written atomically by the shim once the task's process
@@ -27,6 +34,8 @@ use std::path::{Path, PathBuf};
 
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
+
+use agora_proto::command_info::Uri;
 
 use crate::containerizer::{CommandSpec, Termination};
 
@@ -52,6 +61,55 @@ pub struct ShimConfig {
     pub command: Command,
     /// The task's complete environment.
     pub env: Vec<(String, String)>,
+    /// URIs to fetch into the sandbox before the task starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uris: Vec<FetchUri>,
+    /// The agent's fetcher cache (for URIs with `cache: true`).
+    #[serde(default)]
+    pub fetch_cache: Option<PathBuf>,
+}
+
+/// A `CommandInfo.URI` as it is written to `shim.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct FetchUri {
+    /// The URI.
+    pub value: String,
+    /// Make the file executable.
+    #[serde(default)]
+    pub executable: Option<bool>,
+    /// Extract archives (Mesos' default: yes).
+    #[serde(default)]
+    pub extract: Option<bool>,
+    /// Go through the agent's cache.
+    #[serde(default)]
+    pub cache: Option<bool>,
+    /// The file name in the sandbox.
+    #[serde(default)]
+    pub output_file: Option<String>,
+}
+
+impl From<&Uri> for FetchUri {
+    fn from(uri: &Uri) -> Self {
+        FetchUri {
+            value: uri.value.clone(),
+            executable: uri.executable,
+            extract: uri.extract,
+            cache: uri.cache,
+            output_file: uri.output_file.clone(),
+        }
+    }
+}
+
+impl From<&FetchUri> for Uri {
+    fn from(uri: &FetchUri) -> Self {
+        Uri {
+            value: uri.value.clone(),
+            executable: uri.executable,
+            extract: uri.extract,
+            cache: uri.cache,
+            output_file: uri.output_file.clone(),
+        }
+    }
 }
 
 /// [`CommandSpec`] as it is written to `shim.json`.
