@@ -57,6 +57,18 @@ pub struct AgentConfig {
     pub executor_program: Option<PathBuf>,
     /// `--recover`: what a restarted agent does with the previous run's tasks.
     pub recover: RecoverMode,
+    /// `--isolation`: comma-separated isolators (`cgroups/cpu,cgroups/mem,
+    /// namespaces/pid`, or `posix` for none); `None` uses what the host
+    /// allows. Checked against the host in [`crate::start`].
+    pub isolation: Option<String>,
+    /// `--cgroups-enable-cfs`: cap each task's CPU time at its `cpus` with a
+    /// CFS quota, not only weigh it with shares.
+    pub cgroups_enable_cfs: bool,
+    /// `--enforce-container-disk-quota`: kill a task whose sandbox grows past
+    /// its `disk`.
+    pub enforce_container_disk_quota: bool,
+    /// `--container-disk-watch-interval`: how often sandboxes are measured.
+    pub container_disk_watch_interval: Duration,
 }
 
 impl AgentConfig {
@@ -77,6 +89,11 @@ impl AgentConfig {
             max_completed_tasks: 1000,
             executor_program: None,
             recover: RecoverMode::Reconnect,
+            isolation: None,
+            cgroups_enable_cfs: false,
+            enforce_container_disk_quota: false,
+            // Mesos' default.
+            container_disk_watch_interval: Duration::from_secs(15),
         }
     }
 
@@ -99,6 +116,10 @@ impl AgentConfig {
                 self.status_update_retry_interval,
             ),
             ("--master-ping-timeout", self.master_ping_timeout),
+            (
+                "--container-disk-watch-interval",
+                self.container_disk_watch_interval,
+            ),
         ] {
             if d.is_zero() {
                 return Err(ConfigError::ZeroDuration(flag));
@@ -148,6 +169,16 @@ impl fmt::Debug for AgentConfig {
             .field("max_completed_tasks", &self.max_completed_tasks)
             .field("executor_program", &self.executor_program)
             .field("recover", &self.recover)
+            .field("isolation", &self.isolation)
+            .field("cgroups_enable_cfs", &self.cgroups_enable_cfs)
+            .field(
+                "enforce_container_disk_quota",
+                &self.enforce_container_disk_quota,
+            )
+            .field(
+                "container_disk_watch_interval",
+                &self.container_disk_watch_interval,
+            )
             .finish_non_exhaustive()
     }
 }
@@ -176,6 +207,9 @@ pub enum ConfigError {
     /// A duration flag that must be positive.
     #[error("{0}: must be greater than zero")]
     ZeroDuration(&'static str),
+    /// `--isolation` names an unknown isolator or one the host lacks.
+    #[error(transparent)]
+    Isolation(#[from] crate::isolation::policy::IsolationError),
 }
 
 #[cfg(test)]

@@ -113,14 +113,70 @@ const LEFTOVER_KILL_TIMEOUT: Duration = Duration::from_secs(10);
 /// port and starts the agent: with the shim containerizer when
 /// `executor_program` is set, else the POSIX one.
 pub async fn start(config: AgentConfig, shutdown: Shutdown) -> Result<AgentHandle, AgentError> {
+    config.validate()?;
     let containerizer: Arc<dyn Containerizer> = match &config.executor_program {
-        Some(program) => Arc::new(containerizer::shim::ShimContainerizer::new(
-            program,
-            &config.work_dir,
-        )),
+        Some(program) => {
+            let (isolation, cgroups) = isolation_setup(&config)?;
+            Arc::new(
+                containerizer::shim::ShimContainerizer::new(program, &config.work_dir)
+                    .with_isolation(isolation, cgroups),
+            )
+        }
         None => Arc::new(containerizer::posix::PosixContainerizer::new()),
     };
     start_with(config, containerizer, shutdown).await
+}
+
+/// Detects once what the host allows, checks `--isolation` against it, and
+/// logs the isolators in use (and one warning for what is missing).
+fn isolation_setup(
+    config: &AgentConfig,
+) -> Result<
+    (
+        isolation::policy::ShimIsolation,
+        Option<isolation::cgroups::CgroupManager>,
+    ),
+    AgentError,
+> {
+    use isolation::{cgroups::CgroupManager, namespaces::Namespaces, policy};
+    // `posix` alone needs no detection (and no namespace probe).
+    let wants_none = config
+        .isolation
+        .as_deref()
+        .is_some_and(|f| f.split(',').all(|n| n.trim().starts_with("posix")));
+    let (cgroups, namespaces) = if wants_none {
+        let off = "not requested".to_string();
+        (Err(off.clone()), Err(off))
+    } else {
+        (
+            CgroupManager::detect().map_err(|e| e.to_string()),
+            Namespaces::detect().map_err(|e| e.to_string()),
+        )
+    };
+    let available = policy::Availability {
+        cgroups: cgroups.as_ref().map(drop).map_err(Clone::clone),
+        namespaces: namespaces.as_ref().map(drop).map_err(Clone::clone),
+    };
+    let selection =
+        policy::select(config.isolation.as_deref(), &available).map_err(ConfigError::Isolation)?;
+    if let Some(warning) = &selection.warning {
+        tracing::warn!("{warning}");
+    }
+    tracing::info!(isolators = %selection.isolators.join(","), "isolation");
+    let shim = policy::ShimIsolation {
+        cgroups: selection.cgroups,
+        mem: selection.mem,
+        cpu: selection.cpu,
+        cfs_quota: config.cgroups_enable_cfs,
+        unshare: namespaces
+            .ok()
+            .filter(|_| selection.namespaces)
+            .map(|ns| ns.unshare().to_path_buf()),
+        disk_watch_ms: config.enforce_container_disk_quota.then(|| {
+            u64::try_from(config.container_disk_watch_interval.as_millis()).unwrap_or(u64::MAX)
+        }),
+    };
+    Ok((shim, cgroups.ok().filter(|_| selection.cgroups)))
 }
 
 /// Like [`start`] with a given containerizer.
@@ -174,6 +230,11 @@ pub async fn start_with(
             (None, resources, attributes, Vec::new())
         }
     };
+
+    // Cgroups of this agent's containers that no live task owns any more
+    // (their shim died with the machine's agent, or a cleanup start).
+    let known: Vec<String> = tasks.iter().map(|t| t.container_id.clone()).collect();
+    containerizer.clean_up_orphans(&known).await;
 
     let bind = SocketAddr::new(config.ip, config.port);
     let listener = TcpListener::bind(bind)

@@ -122,6 +122,35 @@ fn component<'a>(kind: &'static str, id: &'a str) -> Result<&'a str, SandboxErro
     Ok(id)
 }
 
+/// The ids of every container with a sandbox under `work_dir` (the run
+/// directories, `latest` links left out).
+pub fn container_ids(work_dir: &Path) -> std::collections::HashSet<String> {
+    fn subdirs(dir: &Path) -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    let mut ids = std::collections::HashSet::new();
+    for agent in subdirs(&work_dir.join("slaves")) {
+        for framework in subdirs(&agent.join("frameworks")) {
+            for executor in subdirs(&framework.join("executors")) {
+                for run in subdirs(&executor.join("runs")) {
+                    if let Some(name) = run.file_name().and_then(|n| n.to_str()) {
+                        ids.insert(name.to_string());
+                    }
+                }
+            }
+        }
+    }
+    ids
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -49,6 +49,19 @@ pub struct AgentArgs {
     /// `reconnect` to them, or `cleanup` (kill them and start as a new agent).
     #[arg(long, value_enum, default_value = "reconnect", env = "AGORA_RECOVER")]
     pub recover: Recover,
+    /// Isolators, comma-separated: `cgroups/cpu,cgroups/mem,namespaces/pid`
+    /// (default: what this host allows), or `posix` for process groups only.
+    #[arg(long, env = "AGORA_ISOLATION")]
+    pub isolation: Option<String>,
+    /// Cap each task's CPU time at its `cpus` with a CFS quota.
+    #[arg(long, env = "AGORA_CGROUPS_ENABLE_CFS")]
+    pub cgroups_enable_cfs: bool,
+    /// Kill a task whose sandbox uses more than its `disk` resource.
+    #[arg(long, env = "AGORA_ENFORCE_CONTAINER_DISK_QUOTA")]
+    pub enforce_container_disk_quota: bool,
+    /// How often sandboxes are measured for the disk quota.
+    #[arg(long, default_value = "15secs", value_parser = duration, env = "AGORA_CONTAINER_DISK_WATCH_INTERVAL")]
+    pub container_disk_watch_interval: Duration,
 }
 
 /// `--recover` values, as Mesos spells them.
@@ -81,6 +94,10 @@ impl AgentArgs {
             Recover::Reconnect => RecoverMode::Reconnect,
             Recover::Cleanup => RecoverMode::Cleanup,
         };
+        config.isolation = self.isolation;
+        config.cgroups_enable_cfs = self.cgroups_enable_cfs;
+        config.enforce_container_disk_quota = self.enforce_container_disk_quota;
+        config.container_disk_watch_interval = self.container_disk_watch_interval;
         config.executor_program = Some(own_binary()?);
         config.validate()?;
         Ok(config)

@@ -7,12 +7,30 @@ mod support;
 use std::time::Duration;
 
 use support::*;
+/// The tests read a task's pid from inside it (`$$`), which only means
+/// the host's pid outside a pid namespace: cgroups yes, namespaces no.
+fn host_pids() -> Vec<&'static str> {
+    let isolation = if agora_agent::isolation::cgroups::CgroupManager::detect().is_ok() {
+        "cgroups/cpu,cgroups/mem"
+    } else {
+        "posix"
+    };
+    vec!["--isolation", isolation]
+}
+
+/// [`Cluster::agent`] with [`host_pids`] and `extra`.
+fn start_agent(cluster: &Cluster, resources: &str, extra: &[&str]) -> (Proc, String) {
+    let mut flags = host_pids();
+    flags.extend_from_slice(extra);
+    cluster.agent(resources, &flags)
+}
+
 const SLEEPER: &str = "echo $$ > pid; exec sleep 600";
 
 #[test]
 fn a_task_keeps_running_across_an_agent_sigkill() {
     let cluster = Cluster::start();
-    let (mut agent, id) = cluster.agent(RESOURCES, &[]);
+    let (mut agent, id) = start_agent(&cluster, RESOURCES, &[]);
     let exec = cluster.execute("sleeper", SLEEPER);
     exec.wait_for("task sleeper TASK_RUNNING");
     let (_, pid) = cluster.task_pid();
@@ -20,7 +38,7 @@ fn a_task_keeps_running_across_an_agent_sigkill() {
 
     agent.kill();
     assert!(alive(pid), "the task survives the agent's death");
-    let (mut agent, again) = cluster.agent(RESOURCES, &[]);
+    let (mut agent, again) = start_agent(&cluster, RESOURCES, &[]);
     assert_eq!(again, id, "the restarted agent is the same agent");
     assert!(alive(pid), "same pid after recovery");
     assert_eq!(
@@ -48,7 +66,7 @@ fn a_task_keeps_running_across_an_agent_sigkill() {
 #[test]
 fn a_task_that_ends_while_the_agent_is_down_is_reported_finished() {
     let cluster = Cluster::start();
-    let (mut agent, _) = cluster.agent(RESOURCES, &[]);
+    let (mut agent, _) = start_agent(&cluster, RESOURCES, &[]);
     let exec = cluster.execute(
         "waiter",
         "echo $$ > pid; while [ ! -e go ]; do sleep 0.05; done",
@@ -62,7 +80,7 @@ fn a_task_that_ends_while_the_agent_is_down_is_reported_finished() {
         sandbox.join(".agora/exit_status").exists().then_some(())
     });
     assert!(!alive(pid));
-    let (_agent, _) = cluster.agent(RESOURCES, &[]);
+    let (_agent, _) = start_agent(&cluster, RESOURCES, &[]);
     exec.wait_for("task waiter TASK_FINISHED");
     let mut exec = exec;
     let status = eventually("execute to exit", || exec.proc.0.try_wait().ok().flatten());
@@ -74,13 +92,13 @@ fn a_task_that_ends_while_the_agent_is_down_is_reported_finished() {
 /// is dead.
 fn restart_kills_the_task(resources: &str, extra: &[&str]) -> bool {
     let cluster = Cluster::start();
-    let (mut agent, id) = cluster.agent(RESOURCES, &[]);
+    let (mut agent, id) = start_agent(&cluster, RESOURCES, &[]);
     let exec = cluster.execute("doomed", SLEEPER);
     exec.wait_for("task doomed TASK_RUNNING");
     let (_, pid) = cluster.task_pid();
     agent.kill();
     assert!(alive(pid));
-    let (_agent, new_id) = cluster.agent(resources, extra);
+    let (_agent, new_id) = start_agent(&cluster, resources, extra);
     eventually("the old task to be killed", || (!alive(pid)).then_some(()));
     drop(exec);
     new_id == id

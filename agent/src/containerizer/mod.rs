@@ -213,6 +213,13 @@ pub trait Containerizer: Send + Sync + 'static {
     /// containerizer enforces the grace period itself, so a kill completes
     /// even if the agent dies meanwhile (with the shim).
     async fn kill(&self, container_id: &str, grace: Duration) -> Result<(), UnknownContainer>;
+
+    /// Destroys what is left of this agent's containers other than `known`
+    /// (e.g. cgroups whose shim is gone). Called once at start, after the
+    /// recovery decision; nothing to do by default.
+    async fn clean_up_orphans(&self, known: &[String]) {
+        let _ = known;
+    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@
 //! [`Termination::Unknown`] when there is none). The table of containers
 //! sits behind a `std::sync::Mutex` never held across an `.await`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -33,12 +33,15 @@ use tokio::net::UnixStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep, Instant};
 
+use crate::isolation::cgroups::CgroupManager;
+use crate::isolation::policy::ShimIsolation;
+
 use super::{
     Containerizer, LaunchError, LaunchSpec, Launched, RecoverError, Termination, UnknownContainer,
 };
 use crate::executor::protocol::{
-    encode, read_json, shim_file, write_json_atomic, ExitRecord, ShimConfig, ShimEvent,
-    ShimRequest, CONFIG_FILE, EXIT_FILE, LOG_FILE, SHIM_DIR,
+    encode, read_json, shim_file, termination, write_json_atomic, ExitRecord, ShimConfig,
+    ShimEvent, ShimRequest, CONFIG_FILE, EXIT_FILE, LOG_FILE, SHIM_DIR,
 };
 
 /// The longest Unix socket path (`sun_path` is 108 bytes with the NUL).
@@ -63,6 +66,13 @@ pub struct ShimContainerizer {
     socket_dir: PathBuf,
     /// The fetcher's cache, shared by this agent's shims.
     fetch_cache: PathBuf,
+    /// What every shim applies (see [`crate::isolation::policy`]).
+    isolation: ShimIsolation,
+    /// The cgroups of this agent's containers, when it uses cgroups: for
+    /// statistics and to destroy those no shim owns any more.
+    cgroups: Option<CgroupManager>,
+    /// The work dir, to tell this agent's containers from another's.
+    work_dir: PathBuf,
     containers: Mutex<HashMap<String, Entry>>,
 }
 
@@ -73,8 +83,23 @@ impl ShimContainerizer {
             program: program.into(),
             socket_dir: work_dir.join("shims"),
             fetch_cache: work_dir.join("fetch-cache"),
+            isolation: ShimIsolation::default(),
+            cgroups: None,
+            work_dir: work_dir.to_path_buf(),
             containers: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Isolates every task as `isolation` says; `cgroups` is the manager
+    /// the agent detected when `isolation.cgroups` is set.
+    pub fn with_isolation(
+        mut self,
+        isolation: ShimIsolation,
+        cgroups: Option<CgroupManager>,
+    ) -> Self {
+        self.isolation = isolation;
+        self.cgroups = cgroups;
+        self
     }
 
     /// The socket of a container's shim.
@@ -119,7 +144,7 @@ impl ShimContainerizer {
                 tokio::select! {
                     line = lines.next_line() => match line {
                         Ok(Some(line)) => match serde_json::from_str::<ShimEvent>(&line) {
-                            Ok(ShimEvent::Exited { status }) => break status.into(),
+                            Ok(ShimEvent::Exited { status, limitation }) => break termination(status, limitation),
                             Ok(ShimEvent::Started { .. }) => {}
                             Err(e) => tracing::warn!(container_id = %id, error = %e, %line, "invalid shim message"),
                         },
@@ -149,9 +174,13 @@ impl ShimContainerizer {
     /// Registers a container whose shim has ended, from its exit file.
     fn ended_from_exit_file(&self, container_id: &str, sandbox: &Path) -> Result<Launched, String> {
         match read_json::<ExitRecord>(&shim_file(sandbox, EXIT_FILE)) {
-            Ok(Some(ExitRecord::Ended { pid, status })) => {
+            Ok(Some(ExitRecord::Ended {
+                pid,
+                status,
+                limitation,
+            })) => {
                 let (requests, _) = mpsc::unbounded_channel();
-                let (_, ended) = watch::channel(Some(status.into()));
+                let (_, ended) = watch::channel(Some(termination(status, limitation)));
                 self.table()
                     .insert(container_id.to_string(), Entry { requests, ended });
                 Ok(Launched { pid })
@@ -165,7 +194,9 @@ impl ShimContainerizer {
 
 fn termination_from_file(path: &Path) -> Termination {
     match read_json::<ExitRecord>(path) {
-        Ok(Some(ExitRecord::Ended { status, .. })) => status.into(),
+        Ok(Some(ExitRecord::Ended {
+            status, limitation, ..
+        })) => termination(status, limitation),
         _ => Termination::Unknown,
     }
 }
@@ -194,6 +225,8 @@ impl Containerizer for ShimContainerizer {
             env: spec.env,
             uris: spec.uris.iter().map(Into::into).collect(),
             fetch_cache: Some(self.fetch_cache.clone()),
+            isolation: self.isolation.clone(),
+            resources: spec.resources,
         };
         let config_path = shim_file(&spec.sandbox, CONFIG_FILE);
         write_json_atomic(&config_path, &config)
@@ -261,7 +294,11 @@ impl Containerizer for ShimContainerizer {
     async fn recover(&self, container_id: &str, sandbox: &Path) -> Result<Launched, RecoverError> {
         let result = match UnixStream::connect(self.socket_path(container_id)).await {
             Ok(stream) => self.attach(container_id, stream, sandbox).await,
-            Err(_) => self.ended_from_exit_file(container_id, sandbox),
+            Err(_) => {
+                // No shim: whatever of the task survived it is in its cgroup.
+                self.destroy_cgroups(vec![container_id.to_string()]).await;
+                self.ended_from_exit_file(container_id, sandbox)
+            }
         };
         result.map_err(|reason| RecoverError {
             container_id: container_id.to_string(),
@@ -293,5 +330,50 @@ impl Containerizer for ShimContainerizer {
             .requests
             .send(ShimRequest::Kill { grace_ms })
             .map_err(|_| UnknownContainer(container_id.to_string()))
+    }
+
+    async fn clean_up_orphans(&self, known: &[String]) {
+        let Some(manager) = self.cgroups.clone() else {
+            return;
+        };
+        let work_dir = self.work_dir.clone();
+        let known: HashSet<String> = known.iter().cloned().collect();
+        // Only cgroups of containers with a sandbox in *this* work dir: other
+        // agents on the host (tests run several) share the cgroup parent.
+        let orphans = tokio::task::spawn_blocking(move || {
+            let ours = crate::sandbox::container_ids(&work_dir);
+            manager
+                .containers()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|id| !known.contains(id) && ours.contains(id))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        self.destroy_cgroups(orphans).await;
+    }
+}
+
+impl ShimContainerizer {
+    /// Kills whatever is in these containers' cgroups and removes them.
+    async fn destroy_cgroups(&self, ids: Vec<String>) {
+        let Some(manager) = self.cgroups.clone() else {
+            return;
+        };
+        if ids.is_empty() {
+            return;
+        }
+        let done = tokio::task::spawn_blocking(move || {
+            for id in ids {
+                if let Ok(cgroup) = manager.recover(&id) {
+                    tracing::info!(container_id = %id, "destroying the cgroup of an orphaned container");
+                    if let Err(e) = cgroup.destroy() {
+                        tracing::warn!(container_id = %id, error = %e, "cannot destroy an orphaned cgroup");
+                    }
+                }
+            }
+        });
+        let _ = done.await;
     }
 }

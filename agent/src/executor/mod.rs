@@ -27,14 +27,13 @@
 //! single-threaded tokio runtime and keeps nothing but one connection, so it
 //! stays small (a few MiB of RSS, mostly the shared binary's pages).
 
+mod isolate;
+mod launch;
 pub mod protocol;
 mod tree;
 
-use std::fs::OpenOptions;
 use std::io;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -44,10 +43,12 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::time::{sleep, sleep_until, Instant};
+use tokio::time::{interval_at, sleep, sleep_until, Instant, Interval, MissedTickBehavior};
+
+use crate::containerizer::Limitation;
 
 use protocol::{
-    encode, shim_file, write_json_atomic, Command, ExitRecord, ExitStatus, ShimConfig, ShimEvent,
+    encode, shim_file, write_json_atomic, ExitRecord, ExitStatus, ShimConfig, ShimEvent,
     ShimRequest, EXIT_FILE,
 };
 
@@ -133,12 +134,12 @@ async fn supervise(config: ShimConfig) -> Result<(), ShimError> {
     // Bound before the fetch: the agent's dial succeeds at once and it then
     // waits for `started` however long the download takes.
     let listener = UnixListener::bind(&config.socket).map_err(setup("bind the shim socket"))?;
-    let launched = match fetch(&config).await {
-        Ok(()) => spawn_task(&config),
+    let launched = match launch::fetch(&config).await {
+        Ok(()) => launch::spawn_task(&config),
         Err(message) => Err(message),
     };
-    let main = match launched {
-        Ok(pid) => pid,
+    let (main, guard) = match launched {
+        Ok(started) => started,
         Err(message) => {
             tracing::warn!(%message, "task launch failed");
             // The record first, then the socket closes: the agent, waiting
@@ -156,6 +157,15 @@ async fn supervise(config: ShimConfig) -> Result<(), ShimError> {
     let mut conn: Option<Conn> = None;
     let mut kill_at: Option<Instant> = None;
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
+    let mut limitation: Option<Limitation> = None;
+    let mut memory_watch = guard
+        .watches_memory()
+        .then(|| watch_every(isolate::MEMORY_WATCH));
+    let mut disk_watch = guard.watches_disk().then(|| {
+        watch_every(Duration::from_millis(
+            config.isolation.disk_watch_ms.unwrap_or(15_000).max(1),
+        ))
+    });
     let status = loop {
         if let Some(status) = tree::reap(main) {
             break status;
@@ -195,21 +205,39 @@ async fn supervise(config: ShimConfig) -> Result<(), ShimError> {
                 tracing::info!("grace period over; SIGKILL");
                 kill_at = None;
                 tree::signal_descendants(me, Signal::SIGKILL);
+                guard.kill_all().await;
+            }
+            _ = tick(&mut memory_watch), if limitation.is_none() => {
+                if let Some(l) = guard.memory_exceeded() {
+                    limitation = Some(enforce(me, &guard, l).await);
+                }
+            }
+            _ = tick(&mut disk_watch), if limitation.is_none() => {
+                if let Some(l) = guard.disk_exceeded().await {
+                    limitation = Some(enforce(me, &guard, l).await);
+                }
             }
         }
     };
+    // The cgroup catches what left the process tree (a setsid'd daemon
+    // reparented elsewhere cannot leave its cgroup).
+    guard.kill_all().await;
     clean_up(me, main).await;
+    // The OOM killer may have ended the task between two watches.
+    let limitation = limitation.or_else(|| guard.memory_exceeded());
+    guard.destroy().await;
     let status = exit_status(status);
-    tracing::info!(?status, "task ended");
+    tracing::info!(?status, ?limitation, "task ended");
     let record = ExitRecord::Ended {
         pid: main.as_raw(),
         status,
+        limitation: limitation.clone(),
     };
     // The file first: an agent that dials from now on and finds the socket
     // dead reads it.
     write_json_atomic(&exit_file, &record).map_err(setup("write the exit status"))?;
     if let Some(mut c) = conn {
-        if let Err(e) = c.send(&ShimEvent::Exited { status }).await {
+        if let Err(e) = c.send(&ShimEvent::Exited { status, limitation }).await {
             tracing::info!(error = %e, "agent gone; the exit status is in the sandbox");
         }
         let _ = c.out.shutdown().await;
@@ -225,6 +253,30 @@ fn connection(stream: UnixStream) -> Conn {
         lines: BufReader::new(read).lines(),
         out: write,
     }
+}
+
+/// A timer for a limit watch; the first tick is one period away.
+fn watch_every(period: Duration) -> Interval {
+    let mut i = interval_at(Instant::now() + period, period);
+    i.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    i
+}
+
+async fn tick(watch: &mut Option<Interval>) {
+    match watch {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Kills the whole container for exceeding a limit.
+async fn enforce(me: i32, guard: &isolate::Guard, limitation: Limitation) -> Limitation {
+    tracing::warn!(message = %limitation.message, "limit exceeded; killing the task");
+    tree::signal_descendants(me, Signal::SIGKILL);
+    guard.kill_all().await;
+    limitation
 }
 
 /// Kills and reaps whatever the task left behind.
@@ -254,66 +306,4 @@ fn exit_status(status: WaitStatus) -> ExitStatus {
             ExitStatus::Exited(-1)
         }
     }
-}
-
-/// Fetches the task's URIs into the sandbox; the error names the URI.
-async fn fetch(config: &ShimConfig) -> Result<(), String> {
-    if config.uris.is_empty() {
-        return Ok(());
-    }
-    let uris: Vec<agora_proto::command_info::Uri> = config.uris.iter().map(Into::into).collect();
-    let cache = config
-        .fetch_cache
-        .clone()
-        .unwrap_or_else(|| shim_file(&config.sandbox, "fetch-cache"));
-    crate::fetcher::fetch(&uris, &config.sandbox, &cache)
-        .await
-        .map_err(|e| e.to_string())
-}
-
-/// Starts the task; returns its pid or why it could not start.
-fn spawn_task(config: &ShimConfig) -> Result<Pid, String> {
-    let open = |name: &str| {
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(config.sandbox.join(name))
-            .map_err(|e| format!("cannot open {name} in the sandbox: {e}"))
-    };
-    let (stdout, stderr) = (open("stdout")?, open("stderr")?);
-    let (mut command, program) = match &config.command {
-        Command::Shell { script } => {
-            let mut c = std::process::Command::new("/bin/sh");
-            c.arg("-c").arg(script);
-            (c, "/bin/sh".to_string())
-        }
-        Command::Exec {
-            program,
-            argv0,
-            args,
-        } => {
-            let mut c = std::process::Command::new(program);
-            if let Some(argv0) = argv0 {
-                c.arg0(argv0);
-            }
-            c.args(args);
-            (c, program.clone())
-        }
-    };
-    command
-        .env_clear()
-        .envs(config.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&config.sandbox)
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr)
-        // Its own group: the first SIGTERM reaches the whole group at once
-        // even before /proc is scanned, and the shim is not in it.
-        .process_group(0);
-    // The `Child` is dropped without waiting: the shim reaps with
-    // waitpid(-1) so that orphans it inherits are reaped too.
-    let child = command
-        .spawn()
-        .map_err(|e| format!("cannot execute '{program}': {e}"))?;
-    Ok(Pid::from_raw(child.id() as i32))
 }

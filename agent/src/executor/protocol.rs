@@ -37,7 +37,8 @@ use serde::{Deserialize, Serialize};
 
 use agora_proto::command_info::Uri;
 
-use crate::containerizer::{CommandSpec, Termination};
+use crate::containerizer::{CommandSpec, ContainerResources, Limitation, Termination};
+use crate::isolation::policy::ShimIsolation;
 
 /// The directory of the shim's files inside a sandbox.
 pub const SHIM_DIR: &str = ".agora";
@@ -67,6 +68,12 @@ pub struct ShimConfig {
     /// The agent's fetcher cache (for URIs with `cache: true`).
     #[serde(default)]
     pub fetch_cache: Option<PathBuf>,
+    /// The isolation to apply (none when absent).
+    #[serde(default)]
+    pub isolation: ShimIsolation,
+    /// The task's resources, the limits of its isolation.
+    #[serde(default)]
+    pub resources: ContainerResources,
 }
 
 /// A `CommandInfo.URI` as it is written to `shim.json`.
@@ -170,6 +177,15 @@ impl From<ExitStatus> for Termination {
     }
 }
 
+/// What the agent reports for a task that ended with `status`, killed or
+/// not for exceeding `limitation`.
+pub fn termination(status: ExitStatus, limitation: Option<Limitation>) -> Termination {
+    match limitation {
+        Some(l) => Termination::Limited(l),
+        None => status.into(),
+    }
+}
+
 /// Shim to agent.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -183,6 +199,9 @@ pub enum ShimEvent {
     Exited {
         /// How its main process ended.
         status: ExitStatus,
+        /// The limit it was killed for exceeding, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limitation: Option<Limitation>,
     },
 }
 
@@ -207,6 +226,9 @@ pub enum ExitRecord {
         pid: i32,
         /// How it ended.
         status: ExitStatus,
+        /// The limit it was killed for exceeding, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limitation: Option<Limitation>,
     },
     /// The task could not be started.
     LaunchFailed {
@@ -257,7 +279,8 @@ mod tests {
         );
         assert_eq!(
             encode(&ShimEvent::Exited {
-                status: ExitStatus::Exited(0)
+                status: ExitStatus::Exited(0),
+                limitation: None,
             }),
             r#"{"type":"exited","status":{"exited":0}}"#
         );
@@ -282,6 +305,7 @@ mod tests {
         let record = ExitRecord::Ended {
             pid: 7,
             status: ExitStatus::Signaled(9),
+            limitation: None,
         };
         write_json_atomic(&path, &record).expect("write");
         assert_eq!(read_json(&path).expect("read"), Some(record));

@@ -5,7 +5,9 @@
 //!   a whole-tree kill, on cgroup v1 or v2 behind one [`cgroups::CgroupManager`];
 //! * [`namespaces`]: the task as pid 1 of a new pid namespace with a private
 //!   `/proc`, and its own ipc and uts namespaces;
-//! * [`disk`]: a sandbox's disk usage, for the disk quota.
+//! * [`disk`]: a sandbox's disk usage, for the disk quota;
+//! * [`policy`]: `--isolation` against what the host allows, and what each
+//!   shim is told to apply.
 //!
 //! Where the host does not allow a mechanism (not root, read-only cgroupfs,
 //! no util-linux), detection returns an `Unavailable` whose message the agent
@@ -16,6 +18,7 @@
 pub mod cgroups;
 pub mod disk;
 pub mod namespaces;
+pub mod policy;
 
 /// The isolators this host supports, by Mesos' names: `cgroups/cpu` and
 /// `cgroups/mem` when cgroups are usable, `namespaces/pid` and

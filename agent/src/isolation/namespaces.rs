@@ -72,6 +72,17 @@ impl Namespaces {
         PROBE.get_or_init(probe).clone()
     }
 
+    /// The `unshare` a probe found, as the executor shim is told it.
+    pub fn unshare(&self) -> &Path {
+        &self.unshare
+    }
+
+    /// Namespaces through an `unshare` another process (the agent) already
+    /// probed: the shim must not pay for a probe on every launch.
+    pub fn probed_by_parent(unshare: PathBuf) -> Self {
+        Namespaces { unshare }
+    }
+
     /// The Mesos isolator names this provides.
     pub fn isolators(&self) -> [&'static str; 2] {
         ["namespaces/pid", "namespaces/ipc"]
