@@ -21,7 +21,10 @@
 //! * [`checkpoint`]: what the agent keeps under `<work_dir>/meta` to recover
 //!   after a restart, and the rule of when it does;
 //! * [`sandbox`]: Mesos' sandbox layout under the work dir;
-//! * [`http`]: `/state`, `/health`, `/version`, `/metrics/snapshot`.
+//! * [`http`]: `/state`, `/health`, `/version`, `/metrics/snapshot`,
+//!   `/monitor/statistics`, `/files/*`;
+//! * [`isolation`] and [`fetcher`]: what the executor shim applies and
+//!   fetches before a task starts.
 //!
 //! [`start`] reads the checkpoint and decides (Mesos' rule, see
 //! [`checkpoint::decide`]) whether this is the agent of the previous run
@@ -262,6 +265,7 @@ pub async fn start_with(
         task_path: std::env::var("PATH").ok(),
         record,
     };
+    let usage = containerizer.clone();
     let mut agent = actor::Actor::new(
         identity,
         id_tx,
@@ -290,6 +294,7 @@ pub async fn start_with(
     let server = tokio::spawn(http::serve(
         listener,
         query_tx,
+        usage,
         files,
         shutdown.clone(),
         stop,

@@ -101,3 +101,38 @@ fn an_unknown_isolator_stops_the_agent_with_one_line_naming_the_flag() {
         "{stderr}"
     );
 }
+
+#[test]
+fn monitor_statistics_reports_the_tasks_cgroup() {
+    if let Err(why) = CgroupManager::detect() {
+        eprintln!("skipping: {why}");
+        return;
+    }
+    let cluster = Cluster::start();
+    let (mut agent, _) = cluster.agent(RESOURCES, &[]);
+    let exec = cluster.execute_with("watched", "exec sleep 600", &["--mem", "64"]);
+    exec.wait_for("task watched TASK_RUNNING");
+    let port = cluster.agent_port;
+    let entry = eventually("statistics for the task", || {
+        let stats = get_json(port, "/monitor/statistics")?;
+        stats.as_array()?.first().cloned()
+    });
+    assert_eq!(entry["executor_id"], "watched", "{entry}");
+    assert_eq!(entry["source"], "watched", "{entry}");
+    let s = &entry["statistics"];
+    assert_eq!(s["mem_limit_bytes"], 64 * 1024 * 1024, "{entry}");
+    assert!(
+        s["cpus_limit"]
+            .as_f64()
+            .is_some_and(|c| c > 0.05 && c < 0.15),
+        "{entry}"
+    );
+    assert!(s["mem_rss_bytes"].as_u64().is_some(), "{entry}");
+    assert!(s["timestamp"].as_f64().is_some_and(|t| t > 0.0), "{entry}");
+    let metrics = get_json(port, "/metrics/snapshot").expect("metrics");
+    assert_eq!(metrics["slave/executors_running"], 1, "{metrics}");
+    assert_eq!(metrics["slave/tasks_running"], 1, "{metrics}");
+    // A graceful stop kills the task: nothing is left behind.
+    agent.terminate();
+    drop(exec);
+}

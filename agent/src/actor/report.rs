@@ -86,6 +86,7 @@ impl Actor {
             resources: e.info.resources.clone(),
             live: e.phase.is_live(),
             sandbox: e.sandbox.clone(),
+            container_id: e.container_id.clone(),
         };
         Snapshot {
             agent_id: self.agent_id.borrow().clone(),

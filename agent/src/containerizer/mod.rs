@@ -220,6 +220,13 @@ pub trait Containerizer: Send + Sync + 'static {
     async fn clean_up_orphans(&self, known: &[String]) {
         let _ = known;
     }
+
+    /// The container's resource usage, where its isolation measures it
+    /// (cgroups); `None` otherwise.
+    async fn usage(&self, container_id: &str) -> Option<crate::isolation::cgroups::Stats> {
+        let _ = container_id;
+        None
+    }
 }
 
 #[cfg(test)]

@@ -332,6 +332,16 @@ impl Containerizer for ShimContainerizer {
             .map_err(|_| UnknownContainer(container_id.to_string()))
     }
 
+    async fn usage(&self, container_id: &str) -> Option<crate::isolation::cgroups::Stats> {
+        let manager = self.cgroups.clone()?;
+        let id = container_id.to_string();
+        // Re-opened by id: the shim owns the cgroup, the agent only reads it.
+        tokio::task::spawn_blocking(move || manager.recover(&id).ok()?.stats().ok())
+            .await
+            .ok()
+            .flatten()
+    }
+
     async fn clean_up_orphans(&self, known: &[String]) {
         let Some(manager) = self.cgroups.clone() else {
             return;

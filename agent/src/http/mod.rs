@@ -1,5 +1,6 @@
 //! The agent's HTTP endpoint (axum): `/state`, `/health`, `/version`,
-//! `/metrics/snapshot`, and the files API ([`files`]).
+//! `/metrics/snapshot`, `/monitor/statistics` (usage read through the
+//! containerizer, from the tasks' cgroups), and the files API ([`files`]).
 //!
 //! Handlers only translate: each asks the agent actor for a [`Snapshot`]
 //! through a [`StateQuery`] and renders it (see [`state`]). The listener is
@@ -18,7 +19,11 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
+use std::sync::Arc;
+
 use agora_common::shutdown::Shutdown;
+
+use crate::Containerizer;
 pub use state::Snapshot;
 
 /// A request for the agent's state, answered by the actor.
@@ -31,6 +36,8 @@ pub struct StateQuery {
 #[derive(Clone)]
 struct AppState {
     queries: mpsc::Sender<StateQuery>,
+    /// Reads containers' resource usage for `/monitor/statistics`.
+    containerizer: Arc<dyn Containerizer>,
 }
 
 impl AppState {
@@ -47,7 +54,11 @@ impl AppState {
 }
 
 /// The routes, answering from `queries` and serving files under `files`.
-pub fn router(queries: mpsc::Sender<StateQuery>, files: files::FilesRoot) -> Router {
+pub fn router(
+    queries: mpsc::Sender<StateQuery>,
+    containerizer: Arc<dyn Containerizer>,
+    files: files::FilesRoot,
+) -> Router {
     Router::new()
         .route("/state", get(get_state))
         .route("/state.json", get(get_state))
@@ -60,7 +71,12 @@ pub fn router(queries: mpsc::Sender<StateQuery>, files: files::FilesRoot) -> Rou
             get(|| async { Json(json!({ "version": agora_common::VERSION })) }),
         )
         .route("/metrics/snapshot", get(get_metrics))
-        .with_state(AppState { queries })
+        .route("/monitor/statistics", get(get_statistics))
+        .route("/monitor/statistics.json", get(get_statistics))
+        .with_state(AppState {
+            queries,
+            containerizer,
+        })
         .merge(files::router(files))
 }
 
@@ -78,15 +94,33 @@ async fn get_metrics(State(app): State<AppState>) -> Response {
     }
 }
 
+/// Mesos' `/monitor/statistics`: one entry per live task whose container
+/// reports usage (cgroups; nothing under process-group isolation).
+async fn get_statistics(State(app): State<AppState>) -> Response {
+    let s = match app.snapshot().await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut entries = Vec::new();
+    for task in s.tasks.iter().filter(|t| t.live) {
+        if let Some(stats) = app.containerizer.usage(&task.container_id).await {
+            let now = agora_common::time::now_secs();
+            entries.push(state::statistics_json(task, &stats, now));
+        }
+    }
+    Json(entries).into_response()
+}
+
 /// Serves on `listener` until either signal fires; in-flight requests finish.
 pub async fn serve(
     listener: TcpListener,
     queries: mpsc::Sender<StateQuery>,
+    containerizer: Arc<dyn Containerizer>,
     files: files::FilesRoot,
     shutdown: Shutdown,
     stop: Shutdown,
 ) {
-    let app = router(queries, files);
+    let app = router(queries, containerizer, files);
     let stopped = async move {
         tokio::select! {
             _ = shutdown.fired() => {}

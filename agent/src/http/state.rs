@@ -12,6 +12,8 @@ use agora_common::task_state;
 use agora_proto::{Attribute, FrameworkInfo, Resource, TaskState};
 use serde_json::{json, Map, Value};
 
+use crate::isolation::cgroups::Stats;
+
 /// The agent's state at one instant.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -60,6 +62,8 @@ pub struct TaskView {
     pub live: bool,
     /// Its sandbox, once made.
     pub sandbox: Option<PathBuf>,
+    /// Its container.
+    pub container_id: String,
 }
 
 /// Counts of terminal states reached, for `/metrics/snapshot`.
@@ -73,6 +77,28 @@ pub struct Counters {
     pub killed: u64,
     /// `TASK_LOST` and `TASK_DROPPED`.
     pub lost: u64,
+}
+
+/// One entry of `/monitor/statistics` (Mesos' `ResourceUsage` JSON) for a
+/// live task whose container has statistics.
+pub fn statistics_json(t: &TaskView, stats: &Stats, timestamp: f64) -> Value {
+    let mut statistics = json!({
+        "timestamp": timestamp,
+        "cpus_user_time_secs": stats.cpus_user_time_secs,
+        "cpus_system_time_secs": stats.cpus_system_time_secs,
+        "cpus_limit": stats.cpus_limit,
+        "mem_rss_bytes": stats.mem_rss_bytes,
+    });
+    if let Some(limit) = stats.mem_limit_bytes {
+        statistics["mem_limit_bytes"] = json!(limit);
+    }
+    json!({
+        "executor_id": t.executor_id,
+        "executor_name": format!("Command Executor (Task: {}) (Command: sh -c '...')", t.task_id),
+        "framework_id": t.framework_id,
+        "source": t.task_id,
+        "statistics": statistics,
+    })
 }
 
 /// Mesos' resources object: scalars by name and ranges as text.
@@ -197,6 +223,8 @@ pub fn metrics_json(s: &Snapshot) -> Value {
         "slave/tasks_staging": count(TaskState::TaskStaging),
         "slave/tasks_running": count(TaskState::TaskRunning),
         "slave/tasks_killing": count(TaskState::TaskKilling),
+        // A command task is its own executor.
+        "slave/executors_running": s.tasks.iter().filter(|t| t.live).count(),
         "slave/tasks_finished": s.counters.finished,
         "slave/tasks_failed": s.counters.failed,
         "slave/tasks_killed": s.counters.killed,
@@ -231,6 +259,7 @@ mod tests {
             resources: vec![scalar("cpus", 0.5), scalar("mem", 32.0)],
             live,
             sandbox: None,
+            container_id: format!("c-{task}"),
         }
     }
 
