@@ -278,6 +278,10 @@ impl Framework {
         mode: Mode,
         scheduler: &Scheduler,
     ) -> Result<(), agora_sdk::SdkError> {
+        if mode == Mode::Watch && self.mode != Mode::Watch {
+            // Offers seen while launching do not count: watch for a new one.
+            self.offered = false;
+        }
         self.mode = mode;
         let want_offers = match mode {
             Mode::Launch => self.pending > 0,
