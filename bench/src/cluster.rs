@@ -41,6 +41,9 @@ pub struct RegistryFigures {
     pub znodes: usize,
     /// Bytes of data in all the keys.
     pub bytes: u64,
+    /// How long listing and reading every key took the bench (one session,
+    /// pipelined), as a yardstick for a new leader's registry recovery.
+    pub read_seconds: f64,
 }
 
 /// Masters, ZooKeeper and the bench's own session with it.
@@ -216,6 +219,7 @@ impl Cluster {
 
     /// Reads the whole registry back and measures it.
     pub async fn registry(&self) -> anyhow::Result<RegistryFigures> {
+        let started = Instant::now();
         let store = self.store();
         let keys = store.list(REGISTRY_PREFIX).await?;
         let mut bytes = 0u64;
@@ -243,6 +247,7 @@ impl Cluster {
             keys: keys.len(),
             znodes: keys.len() + folders.len(),
             bytes,
+            read_seconds: started.elapsed().as_secs_f64(),
         })
     }
 

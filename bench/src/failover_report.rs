@@ -206,6 +206,10 @@ impl FailoverBenchReport {
                 r.bytes as f64 / r.keys.max(1) as f64
             ),
         );
+        t.row(
+            "  read back by the bench",
+            &format!("{:.2} s", r.read_seconds),
+        );
         t.row("total", &format!("{:.1} s", self.total_seconds));
         t.out
     }
