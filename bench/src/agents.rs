@@ -1,50 +1,62 @@
-//! Emulated agents: real `AgentService.Attach` streams that register, answer
-//! pings, and report every task they are given as running at once.
+//! The fleet of emulated agents (each one is in `agent.rs`) and the link
+//! they share to the leading master.
 //!
 //! Each agent is one tokio task owning one bidirectional gRPC stream, as a
 //! real agent would, but the streams are multiplexed over a few HTTP/2
 //! connections (tonic `Channel`s) so that ten thousand agents cost a hundred
-//! file descriptors, not ten thousand. A semaphore bounds the registrations
+//! file descriptors, not ten thousand. For the same reason the fleet follows
+//! the leader once for all its agents: one detector (a ZooKeeper session,
+//! not ten thousand), asked again whenever an agent reports its stream
+//! lost, and a new set of connections published in a `watch` when the
+//! leader changes. A semaphore bounds the registrations
 //! in flight, so the master sees a steady stream of Register messages rather
 //! than ten thousand at the same instant, and the bench never holds more
 //! half-open streams than it can track.
 //!
 //! What the agents see is counted in [`AgentCounters`] (atomics shared with
-//! the bench), which the phases poll: registrations, RunTask messages and
-//! the acknowledgements the master forwards from the frameworks.
+//! the bench), which the phases poll: registrations and reregistrations,
+//! RunTask messages and the acknowledgements the master forwards from the
+//! frameworks.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agora_common::resources::Resources;
 use agora_common::shutdown::{self, Shutdown, ShutdownTrigger};
-use agora_proto::agent::agent_service_client::AgentServiceClient;
-use agora_proto::agent::{agent_message, master_message, AgentMessage, MasterMessage};
-use agora_proto::{task_status, AgentId, AgentInfo, Resource, TaskId, TaskState, TaskStatus};
+use agora_coord::Detector;
 use anyhow::Context;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 
-/// Registrations in flight at once.
+use crate::agent::Agent;
+
+/// First registrations in flight at once.
 const REGISTRATION_WINDOW: usize = 1000;
 /// Largest gRPC message accepted or sent (matches the master's limit).
 pub(crate) const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
-/// Messages an agent may queue towards the master.
-const OUTBOUND_QUEUE: usize = 256;
+/// How long opening the connections to a master may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the emulated agents have seen, in all.
 #[derive(Debug, Default)]
 pub(crate) struct AgentCounters {
     /// Agents that received `Registered`.
     pub registered: AtomicU64,
+    /// Agents that received `Reregistered` (each counted once).
+    pub reregistered: AtomicU64,
+    /// Tasks the master told an agent to kill when it reregistered.
+    pub killed_on_reregistration: AtomicU64,
+    /// Streams lost and retried (failover bench only).
+    pub disconnections: AtomicU64,
     /// `RunTask` messages received.
     pub run_tasks: AtomicU64,
     /// `Acknowledgement`s received (forwarded framework ACKNOWLEDGE calls).
     pub acks: AtomicU64,
-    /// Streams that failed or were closed by the master.
+    /// Agents that gave up: shut down by the master, or (master bench) a
+    /// stream that failed or was closed.
     pub failures: AtomicU64,
     /// The latest failure, for the error message.
     last_failure: Mutex<Option<String>>,
@@ -56,7 +68,7 @@ impl AgentCounters {
         counter.load(Ordering::Relaxed)
     }
 
-    fn fail(&self, agent: usize, why: String) {
+    pub(crate) fn fail(&self, agent: usize, why: String) {
         self.failures.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(agent, %why, "emulated agent failed");
         if let Ok(mut last) = self.last_failure.lock() {
@@ -80,6 +92,38 @@ impl AgentCounters {
     }
 }
 
+/// The connections to one master, shared by every agent of the fleet.
+#[derive(Debug)]
+pub(crate) struct Link {
+    /// The master's `host:port`.
+    pub addr: String,
+    /// HTTP/2 connections to it; agent `i` uses `channels[i % len]`.
+    pub channels: Vec<Channel>,
+}
+
+impl Link {
+    /// Opens `connections` HTTP/2 connections to `addr`.
+    async fn open(addr: &str, connections: usize) -> anyhow::Result<Self> {
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+            .with_context(|| format!("master address '{addr}'"))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(60));
+        let mut channels = Vec::with_capacity(connections);
+        for i in 0..connections.max(1) {
+            let channel = endpoint
+                .connect()
+                .await
+                .with_context(|| format!("opening agent connection {i} to {addr}"))?;
+            channels.push(channel);
+        }
+        Ok(Link {
+            addr: addr.to_string(),
+            channels,
+        })
+    }
+}
+
 /// The running emulated agents.
 pub(crate) struct AgentFleet {
     /// What they have seen.
@@ -89,40 +133,54 @@ pub(crate) struct AgentFleet {
 }
 
 impl AgentFleet {
-    /// Opens `connections` HTTP/2 connections to `addr` and starts `agents`
-    /// agents over them (round robin), each registering with `resources`.
+    /// Finds the leader through `detector` (within `timeout`), opens
+    /// `connections` HTTP/2 connections to it and starts `agents` agents
+    /// over them (round robin), each registering with `resources`. With
+    /// `reconnect`, agents follow the leader when their stream is lost
+    /// (reregistering with what they run); without, a lost stream is a failure.
     pub async fn start(
-        addr: &str,
+        detector: Arc<dyn Detector>,
         agents: usize,
         connections: usize,
         resources: &Resources,
+        reconnect: bool,
+        timeout: Duration,
     ) -> anyhow::Result<Self> {
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .context("master address")?
-            .connect_timeout(Duration::from_secs(10))
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(60));
-        let mut channels = Vec::with_capacity(connections);
-        for i in 0..connections {
-            let channel = endpoint
-                .connect()
-                .await
-                .with_context(|| format!("opening agent connection {i} to {addr}"))?;
-            channels.push(channel);
-        }
+        let addr = tokio::time::timeout(timeout, detector.detect(None))
+            .await
+            .map_err(|_| anyhow::anyhow!("no leading master detected within {timeout:?}"))?
+            .context("detecting the leading master")?;
+        let link = Arc::new(Link::open(&addr, connections).await?);
+        let (publish, links) = watch::channel(link.clone());
         let counters = Arc::new(AgentCounters::default());
         let (stop, stopped) = shutdown::channel();
+        let lost = Arc::new(Notify::new());
+        let mut tasks = JoinSet::new();
+        tasks.spawn(follow(
+            detector,
+            connections,
+            link,
+            publish,
+            lost.clone(),
+            stopped.clone(),
+        ));
         let window = Arc::new(Semaphore::new(REGISTRATION_WINDOW));
         let resources = resources.to_vec();
-        let mut tasks = JoinSet::new();
         for index in 0..agents {
             let agent = Agent {
                 index,
                 counters: counters.clone(),
                 stop: stopped.clone(),
+                resources: resources.clone(),
+                reconnect,
+                links: links.clone(),
+                lost: lost.clone(),
+                id: None,
+                tasks: HashMap::new(),
+                frameworks: HashMap::new(),
+                reregistered: false,
             };
-            let channel = channels[index % channels.len()].clone();
-            tasks.spawn(agent.run(channel, resources.clone(), window.clone()));
+            tasks.spawn(agent.run(window.clone()));
         }
         Ok(AgentFleet {
             counters,
@@ -144,134 +202,42 @@ impl AgentFleet {
     }
 }
 
-/// One emulated agent.
-struct Agent {
-    index: usize,
-    counters: Arc<AgentCounters>,
+/// Follows the leader for the fleet: each time an agent reports its stream
+/// lost, asks the detector for a leader other than the current one (a
+/// ZooKeeper detector waits a little for a change) and, if there is one,
+/// opens connections to it and publishes them.
+async fn follow(
+    detector: Arc<dyn Detector>,
+    connections: usize,
+    mut current: Arc<Link>,
+    publish: watch::Sender<Arc<Link>>,
+    lost: Arc<Notify>,
     stop: Shutdown,
-}
-
-impl Agent {
-    async fn run(self, channel: Channel, resources: Vec<Resource>, window: Arc<Semaphore>) {
-        let permit = tokio::select! {
-            _ = self.stop.fired() => return,
-            p = window.acquire_owned() => p,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.fired() => return,
+            _ = lost.notified() => {}
+        }
+        let found = tokio::select! {
+            _ = stop.fired() => return,
+            found = detector.detect(Some(&current.addr)) => found,
         };
-        // The semaphore is never closed, so acquiring cannot fail.
-        let Ok(permit) = permit else { return };
-        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
-        let register = AgentMessage {
-            message: Some(agent_message::Message::Register(agent_message::Register {
-                agent_info: Some(AgentInfo {
-                    hostname: format!("bench-agent-{}", self.index),
-                    port: Some(5051),
-                    resources,
-                    ..Default::default()
-                }),
-                version: agora_common::VERSION.to_string(),
-            })),
-        };
-        // The receiver is alive in `rx` and the queue is empty: this cannot fail.
-        let _ = tx.send(register).await;
-        let mut client = AgentServiceClient::new(channel)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let attached = tokio::select! {
-            _ = self.stop.fired() => return,
-            r = client.attach(ReceiverStream::new(rx)) => r,
-        };
-        let mut inbound = match attached {
-            Ok(response) => response.into_inner(),
-            Err(status) => return self.fail(format!("attach refused: {}", status.message())),
-        };
-        let mut permit = Some(permit);
-        let mut agent_id = String::new();
-        loop {
-            let message = tokio::select! {
-                _ = self.stop.fired() => return,
-                m = inbound.message() => m,
-            };
-            let message = match message {
-                Ok(Some(MasterMessage { message: Some(m) })) => m,
-                Ok(Some(MasterMessage { message: None })) => continue,
-                Ok(None) => return self.fail("the master closed the stream".into()),
-                Err(status) => return self.fail(format!("stream error: {}", status.message())),
-            };
-            let reply = match message {
-                master_message::Message::Registered(r) => {
-                    agent_id = r.agent_id.map(|a| a.value).unwrap_or_default();
-                    self.counters.registered.fetch_add(1, Ordering::Relaxed);
-                    permit.take();
-                    None
-                }
-                master_message::Message::Ping(p) => {
-                    Some(agent_message::Message::Pong(agent_message::Pong {
-                        sequence: p.sequence,
-                    }))
-                }
-                master_message::Message::RunTask(run) => {
-                    self.counters.run_tasks.fetch_add(1, Ordering::Relaxed);
-                    let framework_id = run.framework.and_then(|f| f.id);
-                    let task_id = run.task.and_then(|t| t.task_id);
-                    Some(update(
-                        framework_id,
-                        task_id,
-                        &agent_id,
-                        TaskState::TaskRunning,
-                    ))
-                }
-                master_message::Message::KillTask(kill) => Some(update(
-                    kill.framework_id,
-                    kill.task_id,
-                    &agent_id,
-                    TaskState::TaskKilled,
-                )),
-                master_message::Message::Acknowledgement(_) => {
-                    self.counters.acks.fetch_add(1, Ordering::Relaxed);
-                    None
-                }
-                master_message::Message::Shutdown(s) => {
-                    return self.fail(format!("shut down by the master: {}", s.message))
-                }
-                _ => None,
-            };
-            if let Some(reply) = reply {
-                let message = AgentMessage {
-                    message: Some(reply),
-                };
-                if tx.send(message).await.is_err() {
-                    return self.fail("outbound stream closed".into());
-                }
+        let addr = match found {
+            Ok(addr) if addr != current.addr => addr,
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::debug!(error = %e, "no leader detected yet");
+                continue;
             }
+        };
+        match Link::open(&addr, connections).await {
+            Ok(link) => {
+                tracing::info!(master = %addr, "emulated agents follow the new leader");
+                current = Arc::new(link);
+                publish.send_replace(current.clone());
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot connect to the new leader yet"),
         }
     }
-
-    fn fail(&self, why: String) {
-        self.counters.fail(self.index, why);
-    }
-}
-
-/// A status update as an executor would send it, with a fresh uuid so the
-/// master forwards it for acknowledgement.
-fn update(
-    framework_id: Option<agora_proto::FrameworkId>,
-    task_id: Option<TaskId>,
-    agent_id: &str,
-    state: TaskState,
-) -> agent_message::Message {
-    agent_message::Message::StatusUpdate(agent_message::StatusUpdate {
-        framework_id,
-        status: Some(TaskStatus {
-            task_id,
-            state: state as i32,
-            source: Some(task_status::Source::Executor as i32),
-            agent_id: Some(AgentId {
-                value: agent_id.to_string(),
-            }),
-            timestamp: Some(agora_common::time::now_secs()),
-            uuid: Some(uuid::Uuid::new_v4().as_bytes().to_vec()),
-            ..Default::default()
-        }),
-        latest_state: None,
-    })
 }

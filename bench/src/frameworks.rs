@@ -14,10 +14,18 @@
 //!   allocation cycle sees free resources on every agent: the allocator's
 //!   steady-state cost with all frameworks wanting offers;
 //! * `Quiet`: suppress and decline with a long filter;
+//! * `Watch`: revive until one offer came on the current subscription,
+//!   decline it with a long filter and suppress again; after a resubscription
+//!   (a master failover) the framework revives again, so the first offer
+//!   from the new leader is seen and counted, at the cost of one offer per
+//!   framework;
 //! * `Stop`: drop the scheduler, which closes its stream.
 //!
-//! Status updates are acknowledged by the SDK (`auto_acknowledge`); what the
-//! frameworks see is counted in [`FrameworkCounters`].
+//! Frameworks find the master through a [`Detector`] (a fixed address, or
+//! ZooKeeper in the failover bench, where the SDK follows the leader and
+//! resubscribes by itself). Status updates are acknowledged by the SDK
+//! (`auto_acknowledge`); what the frameworks see is counted in
+//! [`FrameworkCounters`].
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use agora_common::resources::Resources;
 use agora_common::task_state::is_terminal;
+use agora_coord::Detector;
 use agora_proto::{Offer, TaskState};
 use agora_sdk::{launch_operation, Scheduler, SchedulerConfig, SchedulerEvent, TaskBuilder};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -53,6 +62,8 @@ pub(crate) enum Mode {
     Steady,
     /// Suppressed again.
     Quiet,
+    /// Revived until one offer per subscription came, then suppressed.
+    Watch,
     /// Close the scheduler.
     Stop,
 }
@@ -74,6 +85,12 @@ pub(crate) struct FrameworkCounters {
     pub running: AtomicU64,
     /// Tasks reported in a terminal state.
     pub failed: AtomicU64,
+    /// Frameworks that received an offer in `Watch` mode (each counted once).
+    pub watching: AtomicU64,
+    /// Frameworks that got SUBSCRIBED a second time (each counted once).
+    pub resubscribed: AtomicU64,
+    /// Frameworks that received an offer after resubscribing (each counted once).
+    pub offered_after_resubscription: AtomicU64,
     /// Connections lost and retried by the SDK.
     pub reconnections: AtomicU64,
     /// Why the latest connection was lost.
@@ -133,9 +150,15 @@ pub(crate) struct FrameworkFleet {
 }
 
 impl FrameworkFleet {
-    /// Starts `frameworks` frameworks against `addr`, splitting `tasks`
-    /// evenly (the first ones take the remainder); they subscribe suppressed.
-    pub fn start(addr: &str, frameworks: usize, tasks: usize, shape: TaskShape) -> Self {
+    /// Starts `frameworks` frameworks finding the master through
+    /// `detector`, splitting `tasks` evenly (the first ones take the
+    /// remainder); they subscribe suppressed.
+    pub fn start(
+        detector: Arc<dyn Detector>,
+        frameworks: usize,
+        tasks: usize,
+        shape: TaskShape,
+    ) -> Self {
         let counters = Arc::new(FrameworkCounters::default());
         let (mode, modes) = watch::channel(Mode::Idle);
         let mut set = JoinSet::new();
@@ -151,10 +174,12 @@ impl FrameworkFleet {
                 next_task: 0,
                 running: HashSet::new(),
                 suppressed: true,
-                subscribed: false,
+                subscriptions: 0,
+                offered: false,
+                watched: false,
                 permit: None,
             };
-            set.spawn(framework.run(addr.to_string(), modes.clone(), window.clone()));
+            set.spawn(framework.run(detector.clone(), modes.clone(), window.clone()));
         }
         FrameworkFleet {
             counters,
@@ -192,21 +217,30 @@ struct Framework {
     next_task: usize,
     running: HashSet<String>,
     suppressed: bool,
-    /// Whether SUBSCRIBED was seen once (later ones are resubscriptions).
-    subscribed: bool,
+    /// SUBSCRIBED events seen (after the first, resubscriptions).
+    subscriptions: u32,
+    /// Whether an offer came on the current subscription.
+    offered: bool,
+    /// Whether an offer came in `Watch` mode.
+    watched: bool,
     /// A place in the subscription window, until subscribed.
     permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Framework {
-    async fn run(mut self, addr: String, mut modes: watch::Receiver<Mode>, window: Arc<Semaphore>) {
+    async fn run(
+        mut self,
+        detector: Arc<dyn Detector>,
+        mut modes: watch::Receiver<Mode>,
+        window: Arc<Semaphore>,
+    ) {
         // The semaphore is never closed, so acquiring cannot fail.
         let Ok(permit) = window.acquire_owned().await else {
             return;
         };
         self.permit = Some(permit);
         let name = format!("bench-framework-{}", self.index);
-        let config = SchedulerConfig::new(addr, name)
+        let config = SchedulerConfig::with_detector(detector, name)
             .auto_acknowledge(true)
             .suppressed_roles(&["*"]);
         let (scheduler, mut events) = match Scheduler::subscribe(config).await {
@@ -244,10 +278,15 @@ impl Framework {
         mode: Mode,
         scheduler: &Scheduler,
     ) -> Result<(), agora_sdk::SdkError> {
+        if mode == Mode::Watch && self.mode != Mode::Watch {
+            // Offers seen while launching do not count: watch for a new one.
+            self.offered = false;
+        }
         self.mode = mode;
         let want_offers = match mode {
             Mode::Launch => self.pending > 0,
             Mode::Steady => true,
+            Mode::Watch => !self.offered,
             Mode::Idle | Mode::Quiet | Mode::Stop => false,
         };
         if want_offers && self.suppressed {
@@ -267,13 +306,17 @@ impl Framework {
     ) -> Result<(), agora_sdk::SdkError> {
         match event {
             SchedulerEvent::Subscribed { .. } => {
-                if self.subscribed {
+                self.subscriptions += 1;
+                self.offered = false;
+                if self.subscriptions > 1 {
+                    if self.subscriptions == 2 {
+                        self.counters.resubscribed.fetch_add(1, Ordering::Relaxed);
+                    }
                     // A resubscription starts suppressed again (our config
                     // says so): restore what the current mode wants.
                     self.suppressed = true;
                     self.enter(self.mode, scheduler).await?;
                 } else {
-                    self.subscribed = true;
                     self.permit.take();
                     self.counters.subscribed.fetch_add(1, Ordering::Relaxed);
                 }
@@ -314,6 +357,18 @@ impl Framework {
     ) -> Result<(), agora_sdk::SdkError> {
         let count = offers.len() as u64;
         self.counters.offers.fetch_add(count, Ordering::Relaxed);
+        if self.mode == Mode::Watch && !self.watched && count > 0 {
+            self.watched = true;
+            self.counters.watching.fetch_add(1, Ordering::Relaxed);
+        }
+        if !self.offered && count > 0 {
+            self.offered = true;
+            if self.subscriptions == 2 {
+                self.counters
+                    .offered_after_resubscription
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
         let mut decline = Vec::new();
         for offer in offers {
             let Some(id) = offer.id.clone() else { continue };
@@ -360,7 +415,12 @@ impl Framework {
             };
             scheduler.decline(decline, Some(refuse)).await?;
         }
-        if self.mode == Mode::Launch && self.pending == 0 && !self.suppressed {
+        let done = match self.mode {
+            Mode::Launch => self.pending == 0,
+            Mode::Watch => true,
+            _ => false,
+        };
+        if done && !self.suppressed {
             scheduler.suppress(&[]).await?;
             self.suppressed = true;
         }

@@ -1,5 +1,6 @@
 //! Benchmarks that report figures: the master under emulated agents and
-//! frameworks (`agora bench master --agents N --frameworks F --tasks T`).
+//! frameworks (`agora bench master --agents N --frameworks F --tasks T`),
+//! and a leader failover through ZooKeeper (`agora bench failover`).
 //!
 //! [`run_master_bench`] starts (or finds) a master — as a child process, so
 //! that its memory is measured alone, or in-process for smoke tests — and
@@ -21,23 +22,44 @@
 //! its `/metrics/snapshot`, as an operator would. The result is a
 //! [`MasterBenchReport`]: JSON through `serde`, and a [`table`](MasterBenchReport::table).
 //!
+//! [`run_failover_bench`] spawns several masters electing through ZooKeeper
+//! (spawned for the run, or given), brings agents, frameworks and tasks up
+//! with both fleets following the leader through a ZooKeeper detector,
+//! SIGKILLs the leader and times (a) the election of the next one, (b) every
+//! agent reregistered with it, (c) every framework resubscribed and offered
+//! resources by it; plus its memory and the registry's size in ZooKeeper.
+//! The result is a [`FailoverBenchReport`].
+//!
 //! Modules: `args` (parameters and validation), `target` (the master under
-//! test and its memory), `agents` and `frameworks` (the emulated parties),
-//! `metrics` (the HTTP snapshot and bounded waits), `master_bench` (the
-//! phases), `report` (the figures).
+//! test and its memory), `agents` and `agent` (the emulated agents: the
+//! fleet and its link to the leader, one agent), `frameworks` (the SDK
+//! frameworks), `metrics` (the HTTP snapshot and bounded waits),
+//! `master_bench` (the phases), `report` (the figures); for failover,
+//! `zookeeper` (spawned or given), `cluster` (the masters and the registry),
+//! `failover_args`, `failover_bench`, `failover_report`.
 
+mod agent;
 mod agents;
 mod args;
+mod cluster;
+mod failover_args;
+mod failover_bench;
+mod failover_report;
 mod frameworks;
 mod master_bench;
 mod metrics;
 mod report;
 mod target;
+mod zookeeper;
 
 pub use args::{
     free_port, MasterBenchArgs, MasterTarget, DEFAULT_AGENTS_PER_CONNECTION,
     DEFAULT_AGENT_RESOURCES, MAX_AGENTS_PER_CONNECTION,
 };
+pub use cluster::RegistryFigures;
+pub use failover_args::{FailoverBenchArgs, REREGISTRATION_TARGET};
+pub use failover_bench::run_failover_bench;
+pub use failover_report::{FailoverBenchReport, FailoverFigures, FailoverMemory, SetupFigures};
 pub use master_bench::run_master_bench;
 pub use metrics::AllocationStats;
 pub use report::{

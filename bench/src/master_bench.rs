@@ -5,9 +5,11 @@
 //! reached. Whatever happens, the fleets are closed and a master the bench
 //! started is stopped before `run_master_bench` returns.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agora_common::resources::Resources;
+use agora_coord::StaticDetector;
 use anyhow::Context;
 
 use crate::agents::{AgentCounters, AgentFleet};
@@ -79,7 +81,8 @@ impl Bench {
 
         // Phase 1: registration.
         let t0 = Instant::now();
-        let fleet = AgentFleet::start(&self.master.addr, n, connections, resources)
+        let detector = Arc::new(StaticDetector::new(self.master.addr.clone()));
+        let fleet = AgentFleet::start(detector.clone(), n, connections, resources, false, timeout)
             .await
             .context("phase 'registration'")?;
         let agents = fleet.counters.clone();
@@ -117,7 +120,7 @@ impl Bench {
             cpus: self.args.task_cpus,
             mem: self.args.task_mem,
         };
-        let fleet = FrameworkFleet::start(&self.master.addr, f, t, shape);
+        let fleet = FrameworkFleet::start(detector, f, t, shape);
         let fw = fleet.counters.clone();
         self.frameworks = Some(fleet);
         let subscribed = wait_until(

@@ -235,17 +235,20 @@ fn allocation_rows(t: &mut Table, title: &str, a: &AllocationStats) {
 
 /// Two aligned columns.
 #[derive(Default)]
-struct Table {
-    out: String,
+pub(crate) struct Table {
+    /// The text so far.
+    pub out: String,
 }
 
 impl Table {
-    fn title(&mut self, title: &str) {
+    /// A title, underlined.
+    pub fn title(&mut self, title: &str) {
         let _ = writeln!(self.out, "{title}");
         let _ = writeln!(self.out, "{}", "-".repeat(title.len().min(100)));
     }
 
-    fn row(&mut self, name: &str, value: &str) {
+    /// A named value.
+    pub fn row(&mut self, name: &str, value: &str) {
         let _ = writeln!(self.out, "{name:<44} {value}");
     }
 }

@@ -80,7 +80,7 @@ fn read_memory(pid: &str) -> Option<MemoryReading> {
 }
 
 /// A fresh scratch directory name under the system temp dir.
-fn scratch(name: &str) -> PathBuf {
+pub(crate) fn scratch(name: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -186,6 +186,16 @@ impl RunningMaster {
             Kind::InProcess { .. } => read_memory("self"),
             Kind::External => None,
         }
+    }
+
+    /// Kills a spawned master with SIGKILL, as a crash would, and reaps it.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        let Kind::Child { child, .. } = &mut self.kind else {
+            bail!("only a master the bench spawned can be killed");
+        };
+        child.start_kill().context("killing the master")?;
+        child.wait().await.context("reaping the killed master")?;
+        Ok(())
     }
 
     /// Fails if a spawned master has exited.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use agora_bench::{MasterBenchArgs, MasterTarget};
+use agora_bench::{FailoverBenchArgs, MasterBenchArgs, MasterTarget};
 use clap::{Args, Subcommand};
 
 use crate::flags::duration;
@@ -12,6 +12,35 @@ use crate::flags::duration;
 pub enum BenchCommand {
     /// The master under emulated agents (real gRPC streams) and SDK frameworks.
     Master(MasterBench),
+    /// Kill the leading master of three (ZooKeeper election) and time the way back.
+    Failover(FailoverBench),
+}
+
+/// Flags of `agora bench failover`.
+#[derive(Debug, Args)]
+pub struct FailoverBench {
+    /// Emulated agents.
+    #[arg(long, default_value_t = 10_000)]
+    pub agents: usize,
+    /// Frameworks.
+    #[arg(long, default_value_t = 50)]
+    pub frameworks: usize,
+    /// Tasks running when the leader is killed.
+    #[arg(long, default_value_t = 100_000)]
+    pub tasks: usize,
+    /// Masters to start (one leads; the others contend).
+    #[arg(long, default_value_t = 3)]
+    pub masters: usize,
+    /// The masters' ZooKeeper session timeout.
+    #[arg(long, default_value = "10secs", value_parser = duration)]
+    pub session_timeout: Duration,
+    /// A running ZooKeeper, `zk://host:port[,...]` (default: spawn one from
+    /// the Debian package; needs `java`).
+    #[arg(long)]
+    pub zk: Option<String>,
+    /// Give up on a phase after this long.
+    #[arg(long, default_value = "2mins", value_parser = duration)]
+    pub timeout: Duration,
 }
 
 /// Flags of `agora bench master`.
@@ -55,6 +84,17 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             let mut args = MasterBenchArgs::new(b.agents, b.frameworks, b.tasks, master);
             args.timeout = b.timeout;
             let report = agora_bench::run_master_bench(args).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            println!("{}", report.table());
+        }
+        BenchCommand::Failover(b) => {
+            let program = std::env::current_exe()?;
+            let mut args = FailoverBenchArgs::new(b.agents, b.frameworks, b.tasks, program);
+            args.masters = b.masters;
+            args.session_timeout = b.session_timeout;
+            args.zk = b.zk;
+            args.timeout = b.timeout;
+            let report = agora_bench::run_failover_bench(args).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             println!("{}", report.table());
         }
