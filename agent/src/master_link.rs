@@ -82,11 +82,13 @@ pub async fn run(
 ) {
     let mut backoff = Backoff::new(BACKOFF_INITIAL, BACKOFF_MAX, 2.0);
     let mut previous: Option<String> = None;
+    // Where a standby said the leader is; dialled before asking the detector.
+    let mut hint: Option<String> = None;
     loop {
         let mut heard_from_master = false;
         let result = tokio::select! {
             _ = stop.fired() => return,
-            r = session(&*detector, &mut previous, ping_timeout, &events, &mut heard_from_master) => r,
+            r = session(&*detector, &mut previous, &mut hint, ping_timeout, &events, &mut heard_from_master) => r,
         };
         let Err(err) = result;
         if events.send(LinkEvent::Disconnected).await.is_err() {
@@ -94,6 +96,19 @@ pub async fn run(
         }
         match err {
             SessionError::ShutDown | SessionError::AgentGone => return,
+            SessionError::Stream(status) if status.code() == tonic::Code::Unavailable => {
+                // A live master refused (a standby, or the leader still
+                // recovering): ask the detector afresh rather than wait for a
+                // leader other than the one that may be about to serve, and
+                // go straight to the leader a standby named.
+                previous = None;
+                hint = status
+                    .metadata()
+                    .get("agora-leader")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                tracing::debug!(error = %status.message(), "master refused the attach; retrying");
+            }
             err => {
                 tracing::warn!(master = ?previous, error = %err, "master link lost; reconnecting")
             }
@@ -112,11 +127,15 @@ pub async fn run(
 async fn session(
     detector: &dyn Detector,
     previous: &mut Option<String>,
+    hint: &mut Option<String>,
     ping_timeout: Duration,
     events: &mpsc::Sender<LinkEvent>,
     heard_from_master: &mut bool,
 ) -> Result<std::convert::Infallible, SessionError> {
-    let master = detector.detect(previous.as_deref()).await?;
+    let master = match hint.take() {
+        Some(leader) => leader,
+        None => detector.detect(previous.as_deref()).await?,
+    };
     *previous = Some(master.clone());
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{master}"))
         .map_err(|_| SessionError::Address(master.clone()))?

@@ -19,6 +19,9 @@ use crate::api::MasterClient;
 use crate::config::MasterConfig;
 use crate::{actor, registry};
 
+/// How long a finished term waits for its registrar to store what is queued.
+const REGISTRAR_DRAIN: Duration = Duration::from_secs(5);
+
 /// What the master announces in the election group.
 pub fn announcement(info: &MasterInfo) -> Vec<u8> {
     let address = info.address.clone().unwrap_or_default();
@@ -62,7 +65,8 @@ pub async fn run(
             }
         };
         info!(master_id = %info.id, "elected leading master");
-        let registrar = registry::registrar::spawn(store.clone(), registry.clone(), versions);
+        let (registrar, registrar_task) =
+            registry::registrar::spawn(store.clone(), registry.clone(), versions);
         let (revoke, revoked) = shutdown::channel();
         let (tx, rx) = mpsc::channel(65_536);
         let master = actor::Master::new(config.clone(), info.clone(), registry, registrar);
@@ -78,6 +82,16 @@ pub async fn run(
         current.send_replace(None);
         revoke.fire();
         let _ = actor.await;
+        // The actor held the registrar's handles; let it store what was
+        // queued and end before another term starts its own registrar.
+        let abort = registrar_task.abort_handle();
+        if tokio::time::timeout(REGISTRAR_DRAIN, registrar_task)
+            .await
+            .is_err()
+        {
+            warn!("the registrar did not finish in time; stopping it");
+            abort.abort();
+        }
         if stopping {
             return;
         }

@@ -118,7 +118,10 @@ async fn subscribe_once(
     let mut stream = match client.subscribe(ReceiverStream::new(call_rx)).await {
         Ok(r) => r.into_inner(),
         Err(status) => {
-            // A standby names the leader: go there next.
+            // A live master refused (a standby, or the leader still
+            // recovering): do not wait for a leader other than this one, and
+            // go straight to the leader a standby named.
+            *previous = None;
             *hint = status
                 .metadata()
                 .get("agora-leader")

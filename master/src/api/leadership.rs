@@ -3,8 +3,8 @@
 //! the message and the `agora-leader` metadata) and HTTP with the leader's
 //! address, so clients find their way without guessing.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use agora_coord::Detector;
 use agora_proto::MasterInfo;
@@ -17,12 +17,22 @@ use super::MasterClient;
 /// How long a standby waits for the detector when naming the leader.
 const DETECT_WAIT: Duration = Duration::from_millis(500);
 
+/// How long a detected leader address is reused. After a failover thousands
+/// of agents and frameworks knock at once; asking ZooKeeper for each
+/// refusal would load it and this master exactly when both are busiest.
+const LEADER_CACHE: Duration = Duration::from_millis(250);
+
+/// When the leader was last detected, and where it was (`None`: unknown).
+type Detection = (Instant, Option<String>);
+
 /// The current leadership, shared by every API handler.
 #[derive(Clone)]
 pub struct Leadership {
     current: watch::Receiver<Option<MasterClient>>,
     detector: Arc<dyn Detector>,
     info: MasterInfo,
+    /// The last detection: when, and what it found.
+    cached: Arc<Mutex<Option<Detection>>>,
 }
 
 impl std::fmt::Debug for Leadership {
@@ -45,6 +55,7 @@ impl Leadership {
             current,
             detector,
             info,
+            cached: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -69,11 +80,23 @@ impl Leadership {
         if self.is_leading() {
             return Some(own);
         }
+        let fresh = |cache: &Option<Detection>| match cache {
+            Some((at, found)) if at.elapsed() < LEADER_CACHE => Some(found.clone()),
+            _ => None,
+        };
+        // A poisoned lock only means a panic elsewhere mid-update of a plain value.
+        if let Some(found) = fresh(&self.cached.lock().unwrap_or_else(|e| e.into_inner())) {
+            return found;
+        }
         let detected = tokio::time::timeout(DETECT_WAIT, self.detector.detect(None)).await;
-        match detected {
+        let found = match detected {
+            // Our own address while not serving: elected, still recovering.
             Ok(Ok(address)) if address != own => Some(address),
             _ => None,
-        }
+        };
+        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((Instant::now(), found.clone()));
+        found
     }
 
     /// `ip:port` of this master.

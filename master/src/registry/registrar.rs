@@ -134,14 +134,17 @@ impl Registrar {
 
 /// Starts the registrar from a recovered registry and its key versions. It
 /// first claims the epoch; if another master claimed it meanwhile, it stops.
+/// It ends once every handle is dropped and the queued operations are
+/// stored: the returned task says when (a new term of the same master must
+/// not start while the old registrar still writes, or they fence each other).
 pub fn spawn(
     store: Arc<dyn Store>,
     registry: Registry,
     versions: HashMap<String, u64>,
-) -> RegistrarHandle {
+) -> (RegistrarHandle, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Operation>();
     let (written_tx, written) = watch::channel(0u64);
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut registrar = Registrar {
             store,
             registry,
@@ -190,7 +193,7 @@ pub fn spawn(
             written_tx.send_replace(stored);
         }
     });
-    RegistrarHandle { tx, written }
+    (RegistrarHandle { tx, written }, task)
 }
 
 #[cfg(test)]
@@ -219,7 +222,7 @@ mod tests {
     async fn one_key_per_agent_written_in_batches_and_recovered() {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let (registry, versions) = recover(store.as_ref()).await.expect("recover");
-        let registrar = spawn(store.clone(), registry, versions);
+        let (registrar, _) = spawn(store.clone(), registry, versions);
         for i in 0..100 {
             registrar.apply(admit(&format!("a{i:03}")));
         }
@@ -254,7 +257,7 @@ mod tests {
     #[tokio::test]
     async fn a_deposed_registrar_stops_writing() {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let old = spawn(store.clone(), Registry::default(), HashMap::new());
+        let (old, _) = spawn(store.clone(), Registry::default(), HashMap::new());
         old.apply(admit("a1"));
         old.watch_stored()
             .wait_for(|n| *n == 1)
@@ -262,7 +265,7 @@ mod tests {
             .expect("stored");
         // A new leader recovers and claims the epoch.
         let (registry, versions) = recover(store.as_ref()).await.expect("recover");
-        let new = spawn(store.clone(), registry, versions);
+        let (new, _) = spawn(store.clone(), registry, versions);
         new.apply(admit("a2"));
         new.watch_stored()
             .wait_for(|n| *n == 1)
