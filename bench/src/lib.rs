@@ -25,7 +25,12 @@
 //! test and its memory), `agents` and `frameworks` (the emulated parties),
 //! `metrics` (the HTTP snapshot and bounded waits), `master_bench` (the
 //! phases), `report` (the figures).
+//!
+//! `agora bench agent --tasks N` ([`run_agent_bench`], in `agent_bench/`)
+//! launches N `sleep` tasks on one real agent and times them beside a bare
+//! `fork/exec` of the same command.
 
+mod agent_bench;
 mod agents;
 mod args;
 mod frameworks;
@@ -34,6 +39,9 @@ mod metrics;
 mod report;
 mod target;
 
+pub use agent_bench::{
+    run_agent_bench, AgentBenchArgs, AgentBenchReport, LatencyFigures, ShimFigures, TASK_COMMAND,
+};
 pub use args::{
     free_port, MasterBenchArgs, MasterTarget, DEFAULT_AGENTS_PER_CONNECTION,
     DEFAULT_AGENT_RESOURCES, MAX_AGENTS_PER_CONNECTION,

@@ -12,6 +12,22 @@ use crate::flags::duration;
 pub enum BenchCommand {
     /// The master under emulated agents (real gRPC streams) and SDK frameworks.
     Master(MasterBench),
+    /// N `sleep 600` tasks on one real agent, beside bare fork/exec.
+    Agent(AgentBench),
+}
+
+/// Flags of `agora bench agent`.
+#[derive(Debug, Args)]
+pub struct AgentBench {
+    /// Tasks to launch on the one agent.
+    #[arg(long, default_value_t = 1000)]
+    pub tasks: usize,
+    /// The agent's `--isolation` (default: what the host allows).
+    #[arg(long)]
+    pub isolation: Option<String>,
+    /// Give up on a phase after this long.
+    #[arg(long, default_value = "2mins", value_parser = duration)]
+    pub timeout: Duration,
 }
 
 /// Flags of `agora bench master`.
@@ -55,6 +71,18 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             let mut args = MasterBenchArgs::new(b.agents, b.frameworks, b.tasks, master);
             args.timeout = b.timeout;
             let report = agora_bench::run_master_bench(args).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            println!("{}", report.table());
+        }
+        BenchCommand::Agent(b) => {
+            let work_dir =
+                std::env::temp_dir().join(format!("agora-bench-agent-{}", std::process::id()));
+            let program = std::env::current_exe()?;
+            let port = agora_bench::free_port()?;
+            let mut args = agora_bench::AgentBenchArgs::new(b.tasks, program, port, work_dir);
+            args.isolation = b.isolation;
+            args.timeout = b.timeout;
+            let report = agora_bench::run_agent_bench(args).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             println!("{}", report.table());
         }
