@@ -19,9 +19,12 @@ pub enum BenchCommand {
 /// Flags of `agora bench agent`.
 #[derive(Debug, Args)]
 pub struct AgentBench {
-    /// Tasks to launch on the one agent.
+    /// Tasks to launch at once on the one agent.
     #[arg(long, default_value_t = 1000)]
     pub tasks: usize,
+    /// Tasks then launched one at a time (the per-task overhead).
+    #[arg(long, default_value_t = 20)]
+    pub serial: usize,
     /// The agent's `--isolation` (default: what the host allows).
     #[arg(long)]
     pub isolation: Option<String>,
@@ -80,6 +83,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             let program = std::env::current_exe()?;
             let port = agora_bench::free_port()?;
             let mut args = agora_bench::AgentBenchArgs::new(b.tasks, program, port, work_dir);
+            args.serial = b.serial;
             args.isolation = b.isolation;
             args.timeout = b.timeout;
             let report = agora_bench::run_agent_bench(args).await?;

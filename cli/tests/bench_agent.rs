@@ -1,5 +1,5 @@
 //! `agora bench agent` end to end, small: the real binary spawns a master
-//! and an agent, launches 20 tasks under real shims, measures, and leaves
+//! and an agent, launches 20 + 5 tasks under real shims, measures, and leaves
 //! nothing behind. No timing is asserted.
 
 mod support;
@@ -11,7 +11,8 @@ use support::agora;
 #[test]
 fn a_small_agent_bench_runs_every_task_and_leaves_none() {
     let output = agora()
-        .args(["bench", "agent", "--tasks", "20", "--timeout", "60secs"])
+        .args(["bench", "agent", "--tasks", "20", "--serial", "5"])
+        .args(["--timeout", "60secs"])
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
@@ -26,7 +27,8 @@ fn a_small_agent_bench_runs_every_task_and_leaves_none() {
 
     assert_eq!(report["tasks"], 20);
     assert_eq!(report["leftover_tasks"], 0, "{stdout}");
-    assert_eq!(report["shims"]["count"], 20, "one shim per task: {stdout}");
+    assert_eq!(report["serial_tasks"], 5);
+    assert_eq!(report["shims"]["count"], 25, "one shim per task: {stdout}");
     assert!(report["shims"]["avg_rss_kb"].as_f64().unwrap_or(0.0) > 0.0);
     assert!(report["all_running_secs"].as_f64().unwrap_or(0.0) > 0.0);
     let launch = &report["launch_latency"];

@@ -1,6 +1,9 @@
 //! The one SDK framework of the agent bench: it launches every task on the
 //! offers of the one agent and times each from the ACCEPT that carried it
-//! to its first TASK_RUNNING.
+//! to its first TASK_RUNNING: first all at once ([`BenchFramework::launch_all`],
+//! as many per ACCEPT as an offer holds), then one at a time
+//! ([`BenchFramework::launch_serial`], each waiting for the previous one to
+//! run), which is the launch cost of one task on an agent not busy launching.
 //!
 //! Updates are acknowledged by the SDK (`auto_acknowledge`), as a real
 //! framework would; a task reported in a terminal state before all are
@@ -11,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use agora_common::resources::Resources;
 use agora_common::task_state::is_terminal;
-use agora_proto::TaskState;
-use agora_sdk::{Scheduler, SchedulerConfig, SchedulerEvent, TaskBuilder};
+use agora_proto::{Offer, TaskState};
+use agora_sdk::{launch_operation, Scheduler, SchedulerConfig, SchedulerEvent, TaskBuilder};
 use anyhow::{anyhow, bail, Context};
 use tokio::sync::mpsc;
 
@@ -47,6 +50,8 @@ pub(crate) struct TaskPlan {
 pub(crate) struct BenchFramework {
     scheduler: Scheduler,
     events: mpsc::Receiver<SchedulerEvent>,
+    /// Offers kept for the serial phase once the burst needs no more.
+    held: Vec<Offer>,
 }
 
 impl BenchFramework {
@@ -56,7 +61,11 @@ impl BenchFramework {
         let (scheduler, events) = Scheduler::subscribe(config)
             .await
             .context("subscribing the bench framework")?;
-        Ok(BenchFramework { scheduler, events })
+        Ok(BenchFramework {
+            scheduler,
+            events,
+            held: Vec::new(),
+        })
     }
 
     /// Launches `plan.count` tasks on the offers that come and waits until
@@ -90,11 +99,7 @@ impl BenchFramework {
                         let fit = tasks_fitting(&resources, plan.cpus, plan.mem)
                             .min(plan.count - accepted_at.len());
                         if fit == 0 {
-                            let id = offer.id.clone().into_iter().collect();
-                            self.scheduler
-                                .decline(id, Some(LONG_FILTER_SECS))
-                                .await
-                                .context("declining an offer")?;
+                            self.held.push(offer);
                             continue;
                         }
                         let first = accepted_at.len();
@@ -112,10 +117,7 @@ impl BenchFramework {
                             accepted_at.insert(format!("bench-task-{i}"), now);
                         }
                         accepts += 1;
-                        self.scheduler
-                            .launch(&offer, tasks)
-                            .await
-                            .context("sending ACCEPT")?;
+                        self.accept(&offer, tasks).await?;
                     }
                 }
                 SchedulerEvent::Update(status) => {
@@ -145,8 +147,102 @@ impl BenchFramework {
         })
     }
 
+    /// Launches `count` tasks one at a time, each in its own ACCEPT once the
+    /// previous one runs; returns each one's ACCEPT → TASK_RUNNING.
+    pub async fn launch_serial(
+        &mut self,
+        count: usize,
+        plan: &TaskPlan,
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<Duration>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut latencies = Vec::with_capacity(count);
+        for i in 0..count {
+            let id = format!("bench-serial-{i}");
+            // An offer with room: a held one, else the next to come.
+            let offer = loop {
+                if let Some(offer) = self.held.pop() {
+                    let resources = Resources::from_vec(offer.resources.iter().cloned());
+                    if tasks_fitting(&resources, plan.cpus, plan.mem) > 0 {
+                        break offer;
+                    }
+                    let ids = offer.id.into_iter().collect();
+                    self.scheduler
+                        .decline(ids, Some(LONG_FILTER_SECS))
+                        .await
+                        .context("declining an offer")?;
+                    continue;
+                }
+                match self
+                    .next_event(deadline, "an offer for the serial phase")
+                    .await?
+                {
+                    SchedulerEvent::Offers(offers) => self.held.extend(offers),
+                    SchedulerEvent::Rescind(id) => self.held.retain(|o| o.id.as_ref() != Some(&id)),
+                    other => check(other)?,
+                }
+            };
+            let task = TaskBuilder::new(id.clone(), plan.command.clone())
+                .cpus(plan.cpus)
+                .mem(plan.mem)
+                .build(&offer);
+            let sent = Instant::now();
+            self.accept(&offer, vec![task]).await?;
+            loop {
+                match self.next_event(deadline, &format!("{id} to run")).await? {
+                    SchedulerEvent::Update(status)
+                        if status.task_id.as_ref().is_some_and(|t| t.value == id)
+                            && status.state() == TaskState::TaskRunning =>
+                    {
+                        latencies.push(sent.elapsed());
+                        break;
+                    }
+                    SchedulerEvent::Offers(offers) => self.held.extend(offers),
+                    other => check(other)?,
+                }
+            }
+        }
+        Ok(latencies)
+    }
+
+    /// Launches `tasks` on `offer`, refusing nothing: the rest of the offer
+    /// comes back at the next allocation (the master's default filter would
+    /// hold it back 5 s, which the serial phase would wait out every time).
+    async fn accept(&self, offer: &Offer, tasks: Vec<agora_proto::TaskInfo>) -> anyhow::Result<()> {
+        let id = offer.id.clone().context("an offer without an id")?;
+        self.scheduler
+            .accept(vec![id], vec![launch_operation(tasks)], Some(0.0))
+            .await
+            .context("sending ACCEPT")
+    }
+
+    async fn next_event(
+        &mut self,
+        deadline: tokio::time::Instant,
+        waiting_for: &str,
+    ) -> anyhow::Result<SchedulerEvent> {
+        tokio::time::timeout_at(deadline, self.events.recv())
+            .await
+            .map_err(|_| anyhow!("timed out waiting for {waiting_for}"))?
+            .ok_or_else(|| anyhow!("the SDK closed the event stream"))
+    }
+
     /// Closes the framework's stream.
     pub fn close(self) {
         drop(self.scheduler);
+    }
+}
+
+/// Fails on an event that ends the bench: a task ending, or an error.
+fn check(event: SchedulerEvent) -> anyhow::Result<()> {
+    match event {
+        SchedulerEvent::Update(status) if is_terminal(status.state()) => bail!(
+            "task {} ended {:?}: {}",
+            status.task_id.as_ref().map_or("", |t| t.value.as_str()),
+            status.state(),
+            status.message.as_deref().unwrap_or_default()
+        ),
+        SchedulerEvent::Error(e) => bail!("the master refused the framework: {e}"),
+        _ => Ok(()),
     }
 }

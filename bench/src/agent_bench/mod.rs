@@ -9,7 +9,10 @@
 //! 1. **baseline**: the task's command spawned N times directly by the bench
 //!    (bare `fork/exec`), then killed: what a launch costs without the agent;
 //! 2. **launch**: first ACCEPT → every TASK_RUNNING, and per task ACCEPT
-//!    sent → TASK_RUNNING received;
+//!    sent → TASK_RUNNING received (all N in one ACCEPT when one offer holds
+//!    them, so a task's latency includes waiting for the ones before it);
+//!    then **serial**: a few more tasks one at a time, the per-task cost
+//!    compared with a bare spawn;
 //! 3. **memory**, with every task running: the agent's `VmRSS`/`VmHWM` and
 //!    the shims' `VmRSS`/`RssAnon` (found through `/proc/*/cmdline`);
 //! 4. **stop**: SIGTERM to the agent, which kills its tasks; then a check
@@ -45,8 +48,10 @@ const AGENT_STOP_TIMEOUT: Duration = Duration::from_secs(120);
 /// The parameters of an agent bench.
 #[derive(Debug, Clone)]
 pub struct AgentBenchArgs {
-    /// Tasks to launch.
+    /// Tasks to launch at once.
     pub tasks: usize,
+    /// Tasks then launched one at a time.
+    pub serial: usize,
     /// The `agora` binary run as the agent (and its shims).
     pub program: PathBuf,
     /// The master: spawned from `program`, or in-process.
@@ -67,13 +72,28 @@ impl AgentBenchArgs {
     /// `tasks` tasks on an agent run from `program`, the master spawned from
     /// it too, scratch files under `work_dir`.
     pub fn new(tasks: usize, program: PathBuf, master_port: u16, work_dir: PathBuf) -> Self {
+        // Offers every 50 ms, so the serial phase does not wait a second
+        // for each (the waits are not measured, but they add up).
+        let master = MasterTarget::Spawn {
+            program: program.clone(),
+            args: [
+                "master",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                &master_port.to_string(),
+                "--allocation-interval",
+                "50ms",
+                "--work-dir",
+                &work_dir.join("master").display().to_string(),
+            ]
+            .map(String::from)
+            .to_vec(),
+        };
         AgentBenchArgs {
             tasks,
-            master: MasterTarget::spawn_agora(
-                program.clone(),
-                master_port,
-                &work_dir.join("master"),
-            ),
+            serial: 20,
+            master,
             program,
             isolation: None,
             work_dir,
@@ -86,7 +106,7 @@ impl AgentBenchArgs {
     /// The agent's `--resources`: exactly room for every task plus a
     /// margin, so that one offer carries them all.
     fn agent_resources(&self) -> String {
-        let n = self.tasks as f64;
+        let n = (self.tasks + self.serial) as f64;
         format!(
             "cpus:{:.2};mem:{:.0};disk:1024",
             n * self.task_cpus + 1.0,
@@ -214,6 +234,9 @@ async fn run_phases(args: &AgentBenchArgs) -> anyhow::Result<AgentBenchReport> {
         command: TASK_COMMAND.to_string(),
     };
     let launch = framework.launch_all(&plan, args.timeout).await?;
+    let serial = framework
+        .launch_serial(args.serial, &plan, args.timeout)
+        .await?;
 
     // 3. Memory with every task running.
     let agent_memory = procs::memory(agent.pid)
@@ -233,6 +256,7 @@ async fn run_phases(args: &AgentBenchArgs) -> anyhow::Result<AgentBenchReport> {
     };
     let launch_latency = quantiles(&launch.latencies);
     let bare_spawn = quantiles(&bare);
+    let serial_latency = quantiles(&serial);
     Ok(AgentBenchReport {
         tasks: args.tasks,
         command: TASK_COMMAND.to_string(),
@@ -242,7 +266,9 @@ async fn run_phases(args: &AgentBenchArgs) -> anyhow::Result<AgentBenchReport> {
         launch_latency,
         bare_spawn,
         bare_spawn_total_secs: bare.iter().sum::<Duration>().as_secs_f64(),
-        p50_overhead_ms: launch_latency.p50_ms - bare_spawn.p50_ms,
+        serial_tasks: args.serial,
+        serial_latency,
+        p50_overhead_ms: serial_latency.p50_ms - bare_spawn.p50_ms,
         agent_memory,
         shims,
         stop_secs: stop.as_secs_f64(),
