@@ -10,7 +10,7 @@ use support::*;
 #[test]
 fn a_finished_sandbox_is_collected_and_a_running_one_stays() {
     let cluster = Cluster::start();
-    let (_agent, _) = cluster.agent(
+    let (mut agent, _) = cluster.agent(
         RESOURCES,
         &["--gc-delay", "1secs", "--disk-watch-interval", "100ms"],
     );
@@ -47,4 +47,7 @@ fn a_finished_sandbox_is_collected_and_a_running_one_stays() {
         "a running task's sandbox stays"
     );
     assert!(running.parent().expect("runs").join("latest").exists());
+    // A graceful stop kills the sleeper (dropping the agent SIGKILLs it,
+    // which would leave the shim and its task running).
+    agent.terminate();
 }
