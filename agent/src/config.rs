@@ -69,6 +69,15 @@ pub struct AgentConfig {
     pub enforce_container_disk_quota: bool,
     /// `--container-disk-watch-interval`: how often sandboxes are measured.
     pub container_disk_watch_interval: Duration,
+    /// `--gc-delay`: how long a finished task's sandbox is kept after its
+    /// terminal update is acknowledged (Mesos: 1 week).
+    pub gc_delay: Duration,
+    /// `--gc-disk-headroom`: the fraction of the work dir's disk kept free;
+    /// sandboxes go earlier as usage nears `1 - headroom` (Mesos: 0.1).
+    pub gc_disk_headroom: f64,
+    /// `--disk-watch-interval`: how often the work dir's disk usage is read
+    /// for GC (Mesos: 1 min).
+    pub disk_watch_interval: Duration,
 }
 
 impl AgentConfig {
@@ -94,6 +103,9 @@ impl AgentConfig {
             enforce_container_disk_quota: false,
             // Mesos' default.
             container_disk_watch_interval: Duration::from_secs(15),
+            gc_delay: Duration::from_secs(7 * 86_400),
+            gc_disk_headroom: 0.1,
+            disk_watch_interval: Duration::from_secs(60),
         }
     }
 
@@ -120,10 +132,17 @@ impl AgentConfig {
                 "--container-disk-watch-interval",
                 self.container_disk_watch_interval,
             ),
+            ("--disk-watch-interval", self.disk_watch_interval),
         ] {
             if d.is_zero() {
                 return Err(ConfigError::ZeroDuration(flag));
             }
+        }
+        if !(0.0..=1.0).contains(&self.gc_disk_headroom) {
+            return Err(ConfigError::OutOfRange {
+                flag: "--gc-disk-headroom",
+                range: "0.0 to 1.0",
+            });
         }
         self.parsed_resources()?;
         self.parsed_attributes()?;
@@ -179,6 +198,9 @@ impl fmt::Debug for AgentConfig {
                 "container_disk_watch_interval",
                 &self.container_disk_watch_interval,
             )
+            .field("gc_delay", &self.gc_delay)
+            .field("gc_disk_headroom", &self.gc_disk_headroom)
+            .field("disk_watch_interval", &self.disk_watch_interval)
             .finish_non_exhaustive()
     }
 }
@@ -207,6 +229,14 @@ pub enum ConfigError {
     /// A duration flag that must be positive.
     #[error("{0}: must be greater than zero")]
     ZeroDuration(&'static str),
+    /// A number outside the range the flag allows.
+    #[error("{flag}: must be within {range}")]
+    OutOfRange {
+        /// The flag.
+        flag: &'static str,
+        /// What it allows.
+        range: &'static str,
+    },
     /// `--isolation` names an unknown isolator or one the host lacks.
     #[error(transparent)]
     Isolation(#[from] crate::isolation::policy::IsolationError),
@@ -227,6 +257,9 @@ mod tests {
         assert_eq!(c.port, 5051);
         assert_eq!(c.master_ping_timeout, Duration::from_secs(75));
         assert_eq!(c.status_update_retry_interval, Duration::from_secs(10));
+        assert_eq!(c.gc_delay, Duration::from_secs(604_800));
+        assert_eq!(c.gc_disk_headroom, 0.1);
+        assert_eq!(c.disk_watch_interval, Duration::from_secs(60));
     }
 
     #[test]
@@ -253,6 +286,13 @@ mod tests {
         assert_eq!(
             c.validate(),
             Err(ConfigError::ZeroDuration("--master-ping-timeout"))
+        );
+
+        let mut c = config();
+        c.gc_disk_headroom = 1.5;
+        assert_eq!(
+            c.validate().expect_err("headroom > 1").to_string(),
+            "--gc-disk-headroom: must be within 0.0 to 1.0"
         );
 
         let mut c = config();

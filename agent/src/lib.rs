@@ -20,7 +20,9 @@
 //!   socket protocol;
 //! * [`checkpoint`]: what the agent keeps under `<work_dir>/meta` to recover
 //!   after a restart, and the rule of when it does;
-//! * [`sandbox`]: Mesos' sandbox layout under the work dir;
+//! * [`sandbox`]: Mesos' sandbox layout under the work dir; [`gc`]: their
+//!   removal `--gc-delay` after their task is done (earlier under disk
+//!   pressure), in a collector task of its own;
 //! * [`http`]: `/state`, `/health`, `/version`, `/metrics/snapshot`,
 //!   `/monitor/statistics`, `/files/*`;
 //! * [`isolation`] and [`fetcher`]: what the executor shim applies and
@@ -47,6 +49,7 @@ pub mod containerizer;
 pub mod error;
 pub mod executor;
 pub mod fetcher;
+pub mod gc;
 pub mod host_resources;
 pub mod http;
 pub mod isolation;
@@ -265,6 +268,23 @@ pub async fn start_with(
         task_path: std::env::var("PATH").ok(),
         record,
     };
+    let (gc, collector) = gc::spawn(
+        gc::GcConfig {
+            policy: gc::GcPolicy {
+                delay: config.gc_delay,
+                headroom: config.gc_disk_headroom,
+            },
+            disk_watch_interval: config.disk_watch_interval,
+            work_dir: config.work_dir.clone(),
+        },
+        stop.clone(),
+    );
+    // Sandboxes of the previous runs that no checkpointed task owns: their
+    // tasks are done, so they are collected as if acknowledged at their mtime.
+    let owned: std::collections::HashSet<String> = known.into_iter().collect();
+    for (path, mtime) in gc::fs::finished_sandboxes(&config.work_dir, &owned) {
+        gc.schedule_from_mtime(path, mtime, config.gc_delay);
+    }
     let usage = containerizer.clone();
     let mut agent = actor::Actor::new(
         identity,
@@ -273,6 +293,7 @@ pub async fn start_with(
         actor::WorkDir {
             sandboxes: sandbox::SandboxLayout::new(&config.work_dir),
             checkpoint: store,
+            gc,
         },
         config.status_update_retry_interval,
         config.max_completed_tasks,
@@ -302,7 +323,11 @@ pub async fn start_with(
     let task = tokio::spawn(async move {
         let result = agent.run(link_rx, query_rx, internal_rx, shutdown).await;
         stop_trigger.fire();
-        for (name, task) in [("master link", link), ("http server", server)] {
+        for (name, task) in [
+            ("master link", link),
+            ("http server", server),
+            ("sandbox gc", collector),
+        ] {
             if let Err(e) = task.await {
                 tracing::error!(error = %e, "{name} task failed");
             }

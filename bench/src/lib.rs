@@ -38,7 +38,13 @@
 //! `zookeeper` (spawned or given), `cluster` (the masters and the registry),
 //! `failover_args`, `failover_bench`, `failover_report`.
 
+//!
+//! `agora bench agent --tasks N` ([`run_agent_bench`], in `agent_bench/`)
+//! launches N `sleep` tasks on one real agent and times them beside a bare
+//! `fork/exec` of the same command.
+
 mod agent;
+mod agent_bench;
 mod agents;
 mod args;
 mod cluster;
@@ -52,6 +58,9 @@ mod report;
 mod target;
 mod zookeeper;
 
+pub use agent_bench::{
+    run_agent_bench, AgentBenchArgs, AgentBenchReport, LatencyFigures, ShimFigures, TASK_COMMAND,
+};
 pub use args::{
     free_port, MasterBenchArgs, MasterTarget, DEFAULT_AGENTS_PER_CONNECTION,
     DEFAULT_AGENT_RESOURCES, MAX_AGENTS_PER_CONNECTION,

@@ -62,6 +62,17 @@ pub struct AgentArgs {
     /// How often sandboxes are measured for the disk quota.
     #[arg(long, default_value = "15secs", value_parser = duration, env = "AGORA_CONTAINER_DISK_WATCH_INTERVAL")]
     pub container_disk_watch_interval: Duration,
+    /// How long a finished task's sandbox is kept after its terminal update
+    /// is acknowledged (earlier under disk pressure).
+    #[arg(long, default_value = "1weeks", value_parser = duration, env = "AGORA_GC_DELAY")]
+    pub gc_delay: Duration,
+    /// Fraction of the work dir's disk to keep free: sandboxes are removed
+    /// sooner the closer usage gets to `1 - headroom`.
+    #[arg(long, default_value_t = 0.1, env = "AGORA_GC_DISK_HEADROOM")]
+    pub gc_disk_headroom: f64,
+    /// How often the work dir's disk usage is checked for sandbox GC.
+    #[arg(long, default_value = "1mins", value_parser = duration, env = "AGORA_DISK_WATCH_INTERVAL")]
+    pub disk_watch_interval: Duration,
 }
 
 /// `--recover` values, as Mesos spells them.
@@ -98,6 +109,9 @@ impl AgentArgs {
         config.cgroups_enable_cfs = self.cgroups_enable_cfs;
         config.enforce_container_disk_quota = self.enforce_container_disk_quota;
         config.container_disk_watch_interval = self.container_disk_watch_interval;
+        config.gc_delay = self.gc_delay;
+        config.gc_disk_headroom = self.gc_disk_headroom;
+        config.disk_watch_interval = self.disk_watch_interval;
         config.executor_program = Some(own_binary()?);
         config.validate()?;
         Ok(config)

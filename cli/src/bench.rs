@@ -14,6 +14,8 @@ pub enum BenchCommand {
     Master(MasterBench),
     /// Kill the leading master of three (ZooKeeper election) and time the way back.
     Failover(FailoverBench),
+    /// N `sleep 600` tasks on one real agent, beside bare fork/exec.
+    Agent(AgentBench),
 }
 
 /// Flags of `agora bench failover`.
@@ -38,6 +40,23 @@ pub struct FailoverBench {
     /// the Debian package; needs `java`).
     #[arg(long)]
     pub zk: Option<String>,
+    /// Give up on a phase after this long.
+    #[arg(long, default_value = "2mins", value_parser = duration)]
+    pub timeout: Duration,
+}
+
+/// Flags of `agora bench agent`.
+#[derive(Debug, Args)]
+pub struct AgentBench {
+    /// Tasks to launch at once on the one agent.
+    #[arg(long, default_value_t = 1000)]
+    pub tasks: usize,
+    /// Tasks then launched one at a time (the per-task overhead).
+    #[arg(long, default_value_t = 20)]
+    pub serial: usize,
+    /// The agent's `--isolation` (default: what the host allows).
+    #[arg(long)]
+    pub isolation: Option<String>,
     /// Give up on a phase after this long.
     #[arg(long, default_value = "2mins", value_parser = duration)]
     pub timeout: Duration,
@@ -95,6 +114,19 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             args.zk = b.zk;
             args.timeout = b.timeout;
             let report = agora_bench::run_failover_bench(args).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            println!("{}", report.table());
+        }
+        BenchCommand::Agent(b) => {
+            let work_dir =
+                std::env::temp_dir().join(format!("agora-bench-agent-{}", std::process::id()));
+            let program = std::env::current_exe()?;
+            let port = agora_bench::free_port()?;
+            let mut args = agora_bench::AgentBenchArgs::new(b.tasks, program, port, work_dir);
+            args.serial = b.serial;
+            args.isolation = b.isolation;
+            args.timeout = b.timeout;
+            let report = agora_bench::run_agent_bench(args).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             println!("{}", report.table());
         }

@@ -241,6 +241,15 @@ pub async fn start_with(
 
     let join = tokio::spawn(async move {
         let stop = shutdown.clone();
+        // Without TCP_NODELAY, a small message written on a stream whose
+        // previous one is not yet acknowledged (a RunTask to an agent, an
+        // update to a framework) waits for the peer's delayed ACK: 40 ms
+        // per task launch. axum leaves Nagle on unless asked.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             stop.fired().await;
         });

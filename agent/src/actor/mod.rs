@@ -44,6 +44,7 @@ use tokio::time::{sleep_until, Instant};
 use crate::checkpoint::Checkpoint;
 use crate::containerizer::{Containerizer, Launched, Termination};
 use crate::error::AgentError;
+use crate::gc::GcHandle;
 use crate::http::state::Counters;
 use crate::http::StateQuery;
 use crate::master_link::LinkEvent;
@@ -106,6 +107,8 @@ pub struct WorkDir {
     pub sandboxes: SandboxLayout,
     /// Where the state is checkpointed.
     pub checkpoint: Checkpoint,
+    /// Where finished sandboxes are sent to be garbage-collected.
+    pub gc: GcHandle,
 }
 
 /// The agent actor's state.
@@ -115,6 +118,7 @@ pub struct Actor {
     containerizer: Arc<dyn Containerizer>,
     sandboxes: SandboxLayout,
     checkpoint: Checkpoint,
+    gc: GcHandle,
     /// Tasks of a previous run whose containers are being looked for.
     recovering: HashSet<TaskKey>,
     /// The link's registration request, held while `recovering` is not empty.
@@ -164,6 +168,7 @@ impl Actor {
             containerizer,
             sandboxes: disk.sandboxes,
             checkpoint: disk.checkpoint,
+            gc: disk.gc,
             recovering: HashSet::new(),
             pending_registration: None,
             tasks: TaskBook::new(max_completed),

@@ -51,11 +51,15 @@ impl Actor {
         }
     }
 
-    /// A task's terminal update was acknowledged: it leaves the book and the checkpoint.
+    /// A task's terminal update was acknowledged: it leaves the book and the
+    /// checkpoint, and its sandbox is handed to the garbage collector.
     pub(super) fn forget_task(&mut self, key: &TaskKey) {
         if let Some(e) = self.tasks.get(key) {
             if let Err(err) = self.checkpoint.remove_task(&e.container_id) {
                 tracing::error!(task_id = %key.1, error = %err, "cannot remove task checkpoint");
+            }
+            if let Some(sandbox) = &e.sandbox {
+                self.gc.schedule(sandbox.clone());
             }
         }
         self.tasks.complete(key);

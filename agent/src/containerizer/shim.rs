@@ -50,6 +50,11 @@ const MAX_SOCKET_PATH: usize = 107;
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// Between attempts to dial a shim that is starting.
 const DIAL_INTERVAL: Duration = Duration::from_millis(1);
+/// The dial interval doubles up to this: a thousand shims starting at once,
+/// each dialled every millisecond, cost a million failed `connect`s a second
+/// on the cores the shims need to start; doubling bounds that and adds at
+/// most one interval to a launch.
+const MAX_DIAL_INTERVAL: Duration = Duration::from_millis(16);
 
 struct Entry {
     /// Kill requests for the driver; closed once the shim is gone.
@@ -259,6 +264,7 @@ impl Containerizer for ShimContainerizer {
             })?;
 
         let deadline = Instant::now() + START_TIMEOUT;
+        let mut interval = DIAL_INTERVAL;
         loop {
             match UnixStream::connect(&socket).await {
                 Ok(stream) => {
@@ -285,7 +291,8 @@ impl Containerizer for ShimContainerizer {
                             "the shim did not listen within {START_TIMEOUT:?}"
                         )));
                     }
-                    sleep(DIAL_INTERVAL).await;
+                    sleep(interval).await;
+                    interval = (interval * 2).min(MAX_DIAL_INTERVAL);
                 }
             }
         }

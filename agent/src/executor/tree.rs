@@ -5,6 +5,15 @@
 //! to the shim, not to init). "Every process of the task" is therefore the
 //! set of the shim's descendants, found by following parent pids in
 //! `/proc/<pid>/stat`, whatever process group or session they moved to.
+//!
+//! The walk reads `/proc/<pid>/task/<tid>/children` (Linux 3.5+,
+//! `CONFIG_PROC_CHILDREN`) from the shim down, so it costs the size of the
+//! task's tree. Scanning all of `/proc` instead costs the size of the host:
+//! with 1,000 tasks on an agent, 1,000 shims each reading 3,000 `stat` files
+//! made stopping the agent take a minute. The full scan remains as the
+//! fallback where `children` does not exist. `children` may miss a process
+//! forked during the read; every caller repeats the walk until nothing is
+//! left, so a late child is caught on the next round.
 
 use std::collections::HashMap;
 
@@ -43,8 +52,29 @@ fn parse_ppid(stat: &str) -> Option<i32> {
     rest.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The children of every thread of `pid` (none if it ended meanwhile).
+fn children_of(pid: i32) -> Vec<i32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|text| {
+            text.split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 /// Every live descendant of `root`.
 pub fn descendants(root: i32) -> Vec<i32> {
+    walk_children(root).unwrap_or_else(|| scan_descendants(root))
+}
+
+/// Every live descendant of `root`, from a scan of all of `/proc`.
+fn scan_descendants(root: i32) -> Vec<i32> {
     let parents = parents();
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
     for (&pid, &ppid) in &parents {
@@ -59,6 +89,22 @@ pub fn descendants(root: i32) -> Vec<i32> {
         }
     }
     out
+}
+
+/// The descendants of `root` through `children` files; `None` if the
+/// kernel lacks them (then the caller scans `/proc`).
+fn walk_children(root: i32) -> Option<Vec<i32>> {
+    // The leader's task directory lives as long as the process does.
+    if !std::path::Path::new(&format!("/proc/{root}/task/{root}/children")).exists() {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut stack = children_of(root);
+    while let Some(pid) = stack.pop() {
+        out.push(pid);
+        stack.extend(children_of(pid));
+    }
+    Some(out)
 }
 
 /// Sends `signal` to every descendant of `root`; returns how many there were.
@@ -99,6 +145,29 @@ mod tests {
         assert_eq!(parse_ppid("42 (sleep) S 7 42 42 0"), Some(7));
         assert_eq!(parse_ppid("42 (a) b) (c) R 9 1 1"), Some(9));
         assert_eq!(parse_ppid("garbage"), None);
+    }
+
+    #[test]
+    fn the_children_walk_agrees_with_the_proc_scan() {
+        let mut child = std::process::Command::new("/bin/sh")
+            .args(["-c", "sleep 30 & (sleep 30 & wait) & wait"])
+            .spawn()
+            .expect("spawn");
+        let root = child.id() as i32;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while scan_descendants(root).len() < 3 {
+            assert!(std::time::Instant::now() < deadline, "tree not built");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let mut scanned = scan_descendants(root);
+        scanned.sort_unstable();
+        if let Some(mut walked) = walk_children(root) {
+            walked.sort_unstable();
+            assert_eq!(walked, scanned);
+        }
+        signal_descendants(root, Signal::SIGKILL);
+        child.kill().expect("kill");
+        child.wait().expect("wait");
     }
 
     #[test]

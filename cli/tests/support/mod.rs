@@ -75,7 +75,8 @@ pub fn dechunk(mut body: &str) -> String {
     out
 }
 
-/// A child process killed (SIGKILL) and reaped on drop.
+/// A child process stopped and reaped on drop: SIGTERM first, so an agent
+/// kills its tasks and shims rather than leaving them behind, then SIGKILL.
 pub struct Proc(pub Child);
 
 impl Proc {
@@ -103,6 +104,9 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            self.terminate();
+        }
         self.kill();
     }
 }

@@ -1,0 +1,298 @@
+//! `agora bench agent`: N long-running tasks launched on ONE real agent.
+//!
+//! The agent is the real binary (`agora agent`, spawned from the given
+//! program with the host's default isolation), so every task runs under a
+//! real executor shim, in a real cgroup and namespaces where the host allows
+//! them. The master is spawned too (or in-process); one SDK framework
+//! ([`framework`]) launches the tasks on the agent's offers. Phases:
+//!
+//! 1. **baseline**: the task's command spawned N times directly by the bench
+//!    (bare `fork/exec`), then killed: what a launch costs without the agent;
+//! 2. **launch**: first ACCEPT → every TASK_RUNNING, and per task ACCEPT
+//!    sent → TASK_RUNNING received (all N in one ACCEPT when one offer holds
+//!    them, so a task's latency includes waiting for the ones before it);
+//!    then **serial**: a few more tasks one at a time, the per-task cost
+//!    compared with a bare spawn;
+//! 3. **memory**, with every task running: the agent's `VmRSS`/`VmHWM` and
+//!    the shims' `VmRSS`/`RssAnon` (found through `/proc/*/cmdline`);
+//! 4. **stop**: SIGTERM to the agent, which kills its tasks; then a check
+//!    that no task process is left (a process running the command whose
+//!    working directory is in the bench's work dir), killing any it finds.
+//!
+//! The bench reports figures and asserts none: targets are for the reader.
+
+mod framework;
+mod procs;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use tokio::process::{Child, Command};
+
+pub use report::{AgentBenchReport, LatencyFigures, ShimFigures};
+
+use crate::args::MasterTarget;
+use crate::metrics::MetricsClient;
+use crate::target::RunningMaster;
+use framework::{BenchFramework, TaskPlan};
+
+/// The command every task runs (and the baseline spawns).
+pub const TASK_COMMAND: &str = "sleep 600";
+
+/// How long the agent gets to kill its tasks and exit after SIGTERM.
+const AGENT_STOP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The parameters of an agent bench.
+#[derive(Debug, Clone)]
+pub struct AgentBenchArgs {
+    /// Tasks to launch at once.
+    pub tasks: usize,
+    /// Tasks then launched one at a time.
+    pub serial: usize,
+    /// The `agora` binary run as the agent (and its shims).
+    pub program: PathBuf,
+    /// The master: spawned from `program`, or in-process.
+    pub master: MasterTarget,
+    /// `--isolation` for the agent; `None` leaves it to the host.
+    pub isolation: Option<String>,
+    /// Scratch directory (agent work dir, logs); removed at the end.
+    pub work_dir: PathBuf,
+    /// CPUs per task.
+    pub task_cpus: f64,
+    /// Memory (MB) per task: also its cgroup's limit.
+    pub task_mem: f64,
+    /// Give up on a phase after this long.
+    pub timeout: Duration,
+}
+
+impl AgentBenchArgs {
+    /// `tasks` tasks on an agent run from `program`, the master spawned from
+    /// it too, scratch files under `work_dir`.
+    pub fn new(tasks: usize, program: PathBuf, master_port: u16, work_dir: PathBuf) -> Self {
+        // Offers every 50 ms, so the serial phase does not wait a second
+        // for each (the waits are not measured, but they add up).
+        let master = MasterTarget::Spawn {
+            program: program.clone(),
+            args: [
+                "master",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                &master_port.to_string(),
+                "--allocation-interval",
+                "50ms",
+                "--work-dir",
+                &work_dir.join("master").display().to_string(),
+            ]
+            .map(String::from)
+            .to_vec(),
+        };
+        AgentBenchArgs {
+            tasks,
+            serial: 20,
+            master,
+            program,
+            isolation: None,
+            work_dir,
+            task_cpus: 0.01,
+            task_mem: 16.0,
+            timeout: Duration::from_secs(120),
+        }
+    }
+
+    /// The agent's `--resources`: exactly room for every task plus a
+    /// margin, so that one offer carries them all.
+    fn agent_resources(&self) -> String {
+        let n = (self.tasks + self.serial) as f64;
+        format!(
+            "cpus:{:.2};mem:{:.0};disk:1024",
+            n * self.task_cpus + 1.0,
+            n * self.task_mem + 256.0
+        )
+    }
+}
+
+/// The agent under test: a child process stopped with SIGTERM (so that it
+/// kills its tasks), never SIGKILL (which would leave the shims and their
+/// tasks running); dropping it SIGTERMs it too.
+struct AgentProcess {
+    child: Child,
+    pid: u32,
+}
+
+impl AgentProcess {
+    fn spawn(args: &AgentBenchArgs, master: &str, port: u16) -> anyhow::Result<Self> {
+        let log = std::fs::File::create(args.work_dir.join("agent.log"))
+            .context("creating the agent log")?;
+        let mut command = Command::new(&args.program);
+        command
+            .args(["agent", "--ip", "127.0.0.1", "--master", master])
+            .args(["--port", &port.to_string()])
+            .arg("--work-dir")
+            .arg(args.work_dir.join("agent"))
+            .args(["--resources", &args.agent_resources()])
+            .args(["--executor-shutdown-grace-period", "1secs"]);
+        if let Some(isolation) = &args.isolation {
+            command.args(["--isolation", isolation]);
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("spawning the agent {}", args.program.display()))?;
+        let pid = child
+            .id()
+            .context("the agent exited before its pid was read")?;
+        Ok(AgentProcess { child, pid })
+    }
+
+    fn terminate(&self) {
+        // `kill(1)` rather than a signal crate: the bench needs one signal once.
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status();
+    }
+
+    /// SIGTERM, then wait for the agent to exit; how long it took.
+    async fn stop(mut self) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        self.terminate();
+        match tokio::time::timeout(AGENT_STOP_TIMEOUT, self.child.wait()).await {
+            Ok(status) => {
+                status.context("waiting for the agent")?;
+                Ok(started.elapsed())
+            }
+            Err(_) => bail!("the agent did not stop within {AGENT_STOP_TIMEOUT:?} of SIGTERM"),
+        }
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.terminate();
+        }
+    }
+}
+
+/// Runs the bench; the scratch directory is removed whatever the outcome.
+pub async fn run_agent_bench(args: AgentBenchArgs) -> anyhow::Result<AgentBenchReport> {
+    if args.tasks == 0 {
+        bail!("--tasks must be at least 1");
+    }
+    std::fs::create_dir_all(&args.work_dir)
+        .with_context(|| format!("creating {}", args.work_dir.display()))?;
+    let result = run_phases(&args).await;
+    // Whatever happened, no task of ours may outlive the bench.
+    let leftovers = kill_leftovers(&args.work_dir.join("agent"));
+    if result.is_ok() {
+        let _ = std::fs::remove_dir_all(&args.work_dir);
+    }
+    let mut report = result?;
+    report.leftover_tasks = leftovers;
+    Ok(report)
+}
+
+fn kill_leftovers(work_dir: &Path) -> usize {
+    let command: Vec<&str> = TASK_COMMAND.split(' ').collect();
+    let left = procs::tasks_under(work_dir, &command);
+    for pid in &left {
+        tracing::warn!(pid, "killing a task process left over");
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+    left.len()
+}
+
+async fn run_phases(args: &AgentBenchArgs) -> anyhow::Result<AgentBenchReport> {
+    // 1. The baseline, before anything else competes for the CPUs.
+    let n = args.tasks;
+    let bare = tokio::task::spawn_blocking(move || procs::bare_spawns(n, TASK_COMMAND))
+        .await
+        .context("the bare-spawn thread")?
+        .context("spawning the bare baseline")?;
+
+    let master = RunningMaster::start(&args.master, args.timeout).await?;
+    let port = crate::args::free_port().context("finding a port for the agent")?;
+    let agent = AgentProcess::spawn(args, &master.addr, port)?;
+    let agent_http = MetricsClient::new(&format!("127.0.0.1:{port}"))?;
+    agent_http
+        .wait_for("agent registration", "slave/registered", 1.0, args.timeout)
+        .await?;
+
+    // 2. The launch.
+    let mut framework = BenchFramework::subscribe(&master.addr).await?;
+    let plan = TaskPlan {
+        count: args.tasks,
+        cpus: args.task_cpus,
+        mem: args.task_mem,
+        command: TASK_COMMAND.to_string(),
+    };
+    let launch = framework.launch_all(&plan, args.timeout).await?;
+    let serial = framework
+        .launch_serial(args.serial, &plan, args.timeout)
+        .await?;
+
+    // 3. Memory with every task running.
+    let agent_memory = procs::memory(agent.pid)
+        .context("reading the agent's memory")?
+        .reading();
+    let shims = shim_figures(&args.work_dir.join("agent"));
+
+    // 4. Stop: the agent kills its tasks.
+    let stop = agent.stop().await?;
+    framework.close();
+    master.stop().await;
+
+    let quantiles = |samples: &[Duration]| LatencyFigures {
+        p50_ms: procs::quantile_ms(samples, 0.5),
+        p99_ms: procs::quantile_ms(samples, 0.99),
+        max_ms: procs::quantile_ms(samples, 1.0),
+    };
+    let launch_latency = quantiles(&launch.latencies);
+    let bare_spawn = quantiles(&bare);
+    let serial_latency = quantiles(&serial);
+    Ok(AgentBenchReport {
+        tasks: args.tasks,
+        command: TASK_COMMAND.to_string(),
+        isolation: args.isolation.clone().unwrap_or_else(|| "default".into()),
+        accepts: launch.accepts,
+        all_running_secs: (launch.all_running - launch.first_accept).as_secs_f64(),
+        launch_latency,
+        bare_spawn,
+        bare_spawn_total_secs: bare.iter().sum::<Duration>().as_secs_f64(),
+        serial_tasks: args.serial,
+        serial_latency,
+        p50_overhead_ms: serial_latency.p50_ms - bare_spawn.p50_ms,
+        agent_memory,
+        shims,
+        stop_secs: stop.as_secs_f64(),
+        leftover_tasks: 0,
+    })
+}
+
+fn shim_figures(work_dir: &Path) -> ShimFigures {
+    let readings: Vec<_> = procs::shims(work_dir)
+        .into_iter()
+        .filter_map(procs::memory)
+        .collect();
+    let count = readings.len();
+    let avg = |f: fn(&procs::ProcMemory) -> u64| {
+        if count == 0 {
+            0.0
+        } else {
+            readings.iter().map(f).sum::<u64>() as f64 / count as f64
+        }
+    };
+    ShimFigures {
+        count,
+        avg_rss_kb: avg(|m| m.rss_kb),
+        avg_rss_anon_kb: avg(|m| m.anon_kb),
+        max_rss_kb: readings.iter().map(|m| m.rss_kb).max().unwrap_or(0),
+    }
+}
