@@ -15,12 +15,21 @@ fn free_port() -> u16 {
     listener.local_addr().expect("addr").port()
 }
 
-/// Children killed on drop, so a failing test leaves nothing behind.
+/// Children stopped on drop, so a failing test leaves nothing behind:
+/// SIGTERM first (an agent then kills its tasks), SIGKILL for what remains.
 struct Procs(Vec<Child>);
 
 impl Drop for Procs {
     fn drop(&mut self) {
+        for c in &self.0 {
+            signal(c, "-CONT");
+            signal(c, "-TERM");
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
         for c in &mut self.0 {
+            while matches!(c.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }

@@ -2,6 +2,7 @@
 //! memory, the agent's executor shims, leftover task processes, and the
 //! bare `fork/exec` baseline.
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -107,6 +108,9 @@ pub(crate) fn bare_spawns(n: usize, command: &str) -> std::io::Result<Vec<Durati
         let started = Instant::now();
         let spawned = Command::new("/bin/sh")
             .args(["-c", command])
+            // Its own group, killed whole below: `sh -c` may fork the
+            // command rather than exec it, and the command must not outlive us.
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -123,6 +127,9 @@ pub(crate) fn bare_spawns(n: usize, command: &str) -> std::io::Result<Vec<Durati
         }
     }
     for mut child in children {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", child.id())])
+            .status();
         let _ = child.kill();
         let _ = child.wait();
     }
@@ -155,8 +162,13 @@ mod tests {
 
     #[test]
     fn bare_spawns_leave_nothing_running() {
-        let samples = bare_spawns(3, "sleep 600").expect("spawn");
+        let samples = bare_spawns(3, "sleep 601; true").expect("spawn");
         assert_eq!(samples.len(), 3);
+        let left = std::process::Command::new("pgrep")
+            .args(["-f", "^sleep 601$"])
+            .output()
+            .expect("pgrep");
+        assert!(left.stdout.is_empty(), "bare spawns left processes behind");
         let me = memory(std::process::id()).expect("self");
         assert!(me.rss_kb > 0 && me.peak_kb >= me.rss_kb);
     }
