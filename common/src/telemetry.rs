@@ -13,3 +13,13 @@ pub fn init(default_filter: &str) {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+/// A plain subscriber at INFO without `RUST_LOG` filtering, for small
+/// processes (the executor shim) that should not carry the filter engine.
+pub fn init_plain() {
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
