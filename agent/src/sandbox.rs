@@ -122,9 +122,9 @@ fn component<'a>(kind: &'static str, id: &'a str) -> Result<&'a str, SandboxErro
     Ok(id)
 }
 
-/// The ids of every container with a sandbox under `work_dir` (the run
-/// directories, `latest` links left out).
-pub fn container_ids(work_dir: &Path) -> std::collections::HashSet<String> {
+/// Every run directory under `work_dir/slaves/*/frameworks/*/executors/*/runs/`
+/// (the `latest` links left out: `file_type` does not follow them).
+pub fn run_dirs(work_dir: &Path) -> Vec<PathBuf> {
     fn subdirs(dir: &Path) -> Vec<PathBuf> {
         std::fs::read_dir(dir)
             .map(|entries| {
@@ -136,19 +136,23 @@ pub fn container_ids(work_dir: &Path) -> std::collections::HashSet<String> {
             })
             .unwrap_or_default()
     }
-    let mut ids = std::collections::HashSet::new();
+    let mut runs = Vec::new();
     for agent in subdirs(&work_dir.join("slaves")) {
         for framework in subdirs(&agent.join("frameworks")) {
             for executor in subdirs(&framework.join("executors")) {
-                for run in subdirs(&executor.join("runs")) {
-                    if let Some(name) = run.file_name().and_then(|n| n.to_str()) {
-                        ids.insert(name.to_string());
-                    }
-                }
+                runs.extend(subdirs(&executor.join("runs")));
             }
         }
     }
-    ids
+    runs
+}
+
+/// The ids of every container with a sandbox under `work_dir`.
+pub fn container_ids(work_dir: &Path) -> std::collections::HashSet<String> {
+    run_dirs(work_dir)
+        .iter()
+        .filter_map(|run| run.file_name().and_then(|n| n.to_str()).map(str::to_string))
+        .collect()
 }
 
 #[cfg(test)]

@@ -93,6 +93,39 @@ pub enum CommandSpec {
 }
 
 impl CommandSpec {
+    /// The process to start, without environment or stdio: `/bin/sh -c
+    /// <script>`, or the program with its argv.
+    pub fn to_command(&self) -> std::process::Command {
+        use std::os::unix::process::CommandExt;
+        match self {
+            CommandSpec::Shell(script) => {
+                let mut c = std::process::Command::new("/bin/sh");
+                c.arg("-c").arg(script);
+                c
+            }
+            CommandSpec::Exec {
+                program,
+                argv0,
+                args,
+            } => {
+                let mut c = std::process::Command::new(program);
+                if let Some(argv0) = argv0 {
+                    c.arg0(argv0);
+                }
+                c.args(args);
+                c
+            }
+        }
+    }
+
+    /// The program that is executed, for error messages.
+    pub fn program(&self) -> &str {
+        match self {
+            CommandSpec::Shell(_) => "/bin/sh",
+            CommandSpec::Exec { program, .. } => program,
+        }
+    }
+
     /// Mesos' reading of a `CommandInfo`: shell unless `shell` is false, in
     /// which case `arguments[0]` is argv0 and the rest the arguments.
     pub fn from_command_info(info: &agora_proto::CommandInfo) -> Self {

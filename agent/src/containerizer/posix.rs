@@ -30,8 +30,7 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
 use super::{
-    CommandSpec, Containerizer, LaunchError, LaunchSpec, Launched, RecoverError, Termination,
-    UnknownContainer,
+    Containerizer, LaunchError, LaunchSpec, Launched, RecoverError, Termination, UnknownContainer,
 };
 
 struct Entry {
@@ -92,25 +91,8 @@ impl Containerizer for PosixContainerizer {
         };
         let (stdout, stderr) = (open("stdout")?, open("stderr")?);
 
-        let (mut command, program) = match &spec.command {
-            CommandSpec::Shell(script) => {
-                let mut c = Command::new("/bin/sh");
-                c.arg("-c").arg(script);
-                (c, "/bin/sh".to_string())
-            }
-            CommandSpec::Exec {
-                program,
-                argv0,
-                args,
-            } => {
-                let mut c = Command::new(program);
-                if let Some(argv0) = argv0 {
-                    c.arg0(argv0);
-                }
-                c.args(args);
-                (c, program.clone())
-            }
-        };
+        let program = spec.command.program().to_string();
+        let mut command = Command::from(spec.command.to_command());
         command
             .env_clear()
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
@@ -209,6 +191,7 @@ impl Containerizer for PosixContainerizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::containerizer::CommandSpec;
 
     fn spec(dir: &std::path::Path, command: CommandSpec) -> LaunchSpec {
         LaunchSpec {

@@ -55,10 +55,10 @@ pub(super) fn prepare(
             },
         ) if !argv0_matches(program, a) => {
             tracing::info!(argv0 = %a, "an explicit argv[0]: no namespaces for this task");
-            plain(spec)
+            spec.to_command()
         }
         (Some(unshare), _) => Namespaces::probed_by_parent(unshare.clone()).wrap(spec),
-        (None, _) => plain(spec),
+        (None, _) => spec.to_command(),
     };
     let mem_limit = resources.mem_bytes.filter(|_| isolation.mem);
     let cgroup = if isolation.cgroups {
@@ -90,29 +90,6 @@ pub(super) fn prepare(
 
 fn argv0_matches(program: &str, argv0: &str) -> bool {
     argv0 == program || Path::new(program).file_name().is_some_and(|n| n == argv0)
-}
-
-fn plain(spec: &CommandSpec) -> std::process::Command {
-    use std::os::unix::process::CommandExt;
-    match spec {
-        CommandSpec::Shell(script) => {
-            let mut c = std::process::Command::new("/bin/sh");
-            c.arg("-c").arg(script);
-            c
-        }
-        CommandSpec::Exec {
-            program,
-            argv0,
-            args,
-        } => {
-            let mut c = std::process::Command::new(program);
-            if let Some(argv0) = argv0 {
-                c.arg0(argv0);
-            }
-            c.args(args);
-            c
-        }
-    }
 }
 
 impl Guard {

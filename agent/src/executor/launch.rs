@@ -49,10 +49,7 @@ pub(super) fn spawn_task(config: &ShimConfig) -> Result<(Pid, Guard), String> {
             args: args.clone(),
         },
     };
-    let program = match &spec {
-        CommandSpec::Shell(_) => "/bin/sh".to_string(),
-        CommandSpec::Exec { program, .. } => program.clone(),
-    };
+    let program = spec.program().to_string();
     let (mut command, guard) = isolate::prepare(
         &config.container_id,
         &config.sandbox,

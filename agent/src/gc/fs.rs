@@ -48,36 +48,19 @@ pub fn remove_sandbox(sandbox: &Path) -> io::Result<()> {
 /// whose container is not in `live`, with its directory's mtime: the
 /// sandboxes a restarted agent schedules for GC.
 pub fn finished_sandboxes(work_dir: &Path, live: &HashSet<String>) -> Vec<(PathBuf, SystemTime)> {
-    fn subdirs(dir: &Path) -> Vec<PathBuf> {
-        std::fs::read_dir(dir)
-            .map(|entries| {
-                entries
-                    .flatten()
-                    // `file_type` does not follow links: `latest` is left out.
-                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                    .map(|e| e.path())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-    let mut found = Vec::new();
-    for agent in subdirs(&work_dir.join("slaves")) {
-        for framework in subdirs(&agent.join("frameworks")) {
-            for executor in subdirs(&framework.join("executors")) {
-                for run in subdirs(&executor.join("runs")) {
-                    let container = run.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                    if live.contains(container) {
-                        continue;
-                    }
-                    let mtime = std::fs::metadata(&run)
-                        .and_then(|m| m.modified())
-                        .unwrap_or_else(|_| SystemTime::now());
-                    found.push((run, mtime));
-                }
-            }
-        }
-    }
-    found
+    crate::sandbox::run_dirs(work_dir)
+        .into_iter()
+        .filter(|run| {
+            let container = run.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            !live.contains(container)
+        })
+        .map(|run| {
+            let mtime = std::fs::metadata(&run)
+                .and_then(|m| m.modified())
+                .unwrap_or_else(|_| SystemTime::now());
+            (run, mtime)
+        })
+        .collect()
 }
 
 /// The fraction of the file system holding `path` that is in use, as
