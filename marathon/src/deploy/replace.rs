@@ -1,0 +1,1 @@
+//! Rolling-restart and scale-down arithmetic.

@@ -1,0 +1,1 @@
+//! Matching offers against the launch queue.

@@ -1,0 +1,6 @@
+//! Offer matching: constraints, ports, and the TaskInfo of each launch. Pure.
+
+pub mod constraints;
+pub mod matcher;
+pub mod ports;
+pub mod task;

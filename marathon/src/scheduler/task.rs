@@ -1,0 +1,1 @@
+//! Building the Mesos TaskInfo of an instance.
