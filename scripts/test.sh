@@ -18,6 +18,23 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     sudo apt-get update -qq && sudo apt-get install -y -qq "${need_apt[@]}"
   fi
 fi
+# The marathon-python client from PyPI, for the test that drives Marathon as
+# a user's script would; kept in a virtualenv under target/.
+command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
+  else
+    sudo apt-get update -qq && sudo apt-get install -y -qq "${need_apt[@]}"
+  fi
+  need_apt=()
+fi
+venv=target/python-venv
+if ! "$venv/bin/python" -c "import marathon" 2>/dev/null; then
+  python3 -m venv "$venv" || { apt-get install -y -qq python3-venv && python3 -m venv "$venv"; }
+  "$venv/bin/pip" install -q "marathon==0.13.0"
+fi
+export AGORA_TEST_PYTHON="$PWD/$venv/bin/python"
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy 2>/dev/null || true
 
 echo "== cargo fmt --check"

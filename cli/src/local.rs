@@ -6,7 +6,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use agora_agent::AgentConfig;
+use std::sync::Arc;
+
 use agora_common::shutdown::ShutdownTrigger;
+use agora_coord::{LocalElection, MemoryStore, StaticDetector};
 use agora_master::MasterConfig;
 use anyhow::Context;
 use clap::Args;
@@ -29,6 +32,9 @@ pub struct LocalArgs {
     /// Resources of each agent in Mesos syntax (default: auto-detected).
     #[arg(long)]
     pub agent_resources: Option<String>,
+    /// Port of Marathon's REST API.
+    #[arg(long, default_value_t = 8080)]
+    pub marathon_port: u16,
 }
 
 /// Runs the local cluster until Ctrl-C.
@@ -75,13 +81,37 @@ pub async fn run(args: LocalArgs, trigger: ShutdownTrigger) -> anyhow::Result<()
         let handle = agora_agent::start(config, shutdown.clone()).await?;
         agents.push(handle);
     }
+    let host = local_host(args.ip);
+    let marathon_config = agora_marathon::MarathonConfig {
+        http_addr: std::net::SocketAddr::new(args.ip, args.marathon_port),
+        hostname: host.to_string(),
+        master: master_addr.clone(),
+        ..Default::default()
+    };
+    let marathon_coordination = agora_marathon::Coordination {
+        election: Arc::new(LocalElection),
+        leader: Arc::new(StaticDetector::new(format!(
+            "{host}:{}",
+            args.marathon_port
+        ))),
+        store: Arc::new(MemoryStore::new()),
+        master: Arc::new(StaticDetector::new(master_addr.clone())),
+    };
+    let marathon = agora_marathon::start(marathon_config, marathon_coordination, shutdown.clone())
+        .await
+        .context("--marathon-port")?;
+    let marathon_url = format!("http://{host}:{}", marathon.addr().port());
     println!("Agora is running locally.");
     println!("  master      http://{master_addr}  (state: http://{master_addr}/master/state)");
+    println!("  marathon    {marathon_url}  (apps: {marathon_url}/v2/apps)");
     for (i, agent) in agents.iter().enumerate() {
         println!("  agent {i}     http://{}", agent.http_addr());
     }
     println!("  work dir    {}", work_dir.display());
     println!("Try: agora execute --master {master_addr} --name hello --command 'echo hello'");
+    println!(
+        "  or: curl -X POST -H 'Content-Type: application/json' {marathon_url}/v2/apps -d '{{\"id\": \"/hello\", \"cmd\": \"sleep 1000\", \"cpus\": 0.1, \"mem\": 32}}'"
+    );
     println!("Press Ctrl-C to stop.");
     crate::wait_for_signal().await;
     // stdout may be gone (a closed pipe); stopping must not depend on it.
@@ -92,6 +122,7 @@ pub async fn run(args: LocalArgs, trigger: ShutdownTrigger) -> anyhow::Result<()
             eprintln!("an agent stopped with an error: {e}");
         }
     }
+    marathon.join().await;
     master.join().await;
     Ok(())
 }

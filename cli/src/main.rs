@@ -6,6 +6,7 @@ mod bench;
 mod execute;
 mod flags;
 mod local;
+mod marathon_cmd;
 mod master_cmd;
 
 use std::process::ExitCode;
@@ -27,7 +28,9 @@ enum Command {
     Master(master_cmd::MasterArgs),
     /// Run an agent.
     Agent(agent_cmd::AgentArgs),
-    /// Run a master and agents in one process (no ZooKeeper needed).
+    /// Run the bundled Marathon (REST API v2) as a framework.
+    Marathon(marathon_cmd::MarathonArgs),
+    /// Run a master, agents and Marathon in one process (no ZooKeeper needed).
     Local(local::LocalArgs),
     /// Run a command as tasks on the cluster and wait for them (like mesos-execute).
     Execute(execute::ExecuteArgs),
@@ -160,6 +163,15 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             }
+        }
+        Command::Marathon(args) => {
+            let config = args.config()?;
+            let coordination = args.coordination(&config).await?;
+            let handle = agora_marathon::start(config, coordination, shutdown).await?;
+            println!("marathon listening on http://{}", handle.addr());
+            wait_for_signal().await;
+            trigger.fire();
+            handle.join().await;
         }
         Command::Local(args) => local::run(args, trigger).await?,
         Command::Execute(args) => {

@@ -68,6 +68,7 @@ impl Local {
         let port = free_port();
         let mut child = agora()
             .args(["local", "--agents", "1", "--master-port", &port.to_string()])
+            .args(["--marathon-port", &free_port().to_string()])
             .arg("--work-dir")
             .arg(dir)
             .args([
@@ -105,6 +106,10 @@ impl Local {
         assert!(
             printed.contains("/master/state"),
             "prints the state URL: {printed}"
+        );
+        assert!(
+            printed.contains("/v2/apps"),
+            "prints Marathon's URL: {printed}"
         );
         Local { child, port }
     }

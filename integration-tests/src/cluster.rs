@@ -21,6 +21,7 @@ pub struct ClusterBuilder {
     proxied: bool,
     master: MasterConfig,
     status_update_retry: Duration,
+    agent_attributes: Vec<String>,
 }
 
 impl Default for ClusterBuilder {
@@ -38,6 +39,7 @@ impl Default for ClusterBuilder {
                 ..MasterConfig::default()
             },
             status_update_retry: Duration::from_millis(500),
+            agent_attributes: Vec::new(),
         }
     }
 }
@@ -52,6 +54,12 @@ impl ClusterBuilder {
     /// Each agent's resources in Mesos syntax.
     pub fn agent_resources(mut self, r: &str) -> Self {
         self.agent_resources = r.into();
+        self
+    }
+
+    /// Attributes of agent `i` in Mesos syntax (`rack:a`), one entry per agent.
+    pub fn agent_attributes(mut self, attributes: &[&str]) -> Self {
+        self.agent_attributes = attributes.iter().map(|a| a.to_string()).collect();
         self
     }
 
@@ -162,6 +170,7 @@ impl Cluster {
         config.ip = [127, 0, 0, 1].into();
         config.port = 0;
         config.resources = Some(self.builder.agent_resources.clone());
+        config.attributes = self.builder.agent_attributes.get(index).cloned();
         config.status_update_retry_interval = self.builder.status_update_retry;
         config.master_ping_timeout = Duration::from_secs(3);
         config.executor_shutdown_grace_period = Duration::from_secs(1);

@@ -7,14 +7,18 @@
 //!   to cut and restore their link.
 //! * [`TestFramework`]: a framework on the SDK with helpers that wait for
 //!   the events a test expects.
+//! * [`Marathon`]: the bundled Marathon on the cluster, with a small
+//!   client for its REST API.
 //! * [`assert_eventually!`]: polls a condition instead of sleeping.
 
 mod cluster;
 mod framework;
+mod marathon;
 mod proxy;
 
 pub use cluster::{Cluster, ClusterBuilder};
 pub use framework::TestFramework;
+pub use marathon::{Marathon, MarathonAnswer};
 pub use proxy::FaultProxy;
 
 /// Polls `$cond` (an async expression yielding `bool`) every 20 ms until it

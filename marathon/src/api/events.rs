@@ -1,0 +1,58 @@
+//! `/v2/events`: Server-Sent Events (`event: <type>` / `data: <json>`, as
+//! Marathon writes them), filtered by `event_type`, with an empty line every
+//! 15 s so proxies and clients see bytes on an idle stream.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
+use serde_json::json;
+use tokio_stream::wrappers::{BroadcastStream, IntervalStream};
+use warp::http::Response;
+
+use super::{ApiContext, Reply, Request};
+
+/// Time between keep-alive lines.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+pub(super) fn stream(ctx: &ApiContext, req: &Request) -> Reply {
+    let types = req.params("event_type");
+    let rx = ctx.events.subscribe();
+    // Announced to every subscriber (this one too, unless it filters it out).
+    ctx.events.publish(
+        "event_stream_attached",
+        json!({"remoteAddress": req.client_ip()}),
+    );
+    let events = BroadcastStream::new(rx).filter_map(move |item| {
+        let wanted = item
+            .ok()
+            .filter(|event| types.is_empty() || types.iter().any(|t| *t == event.event_type));
+        async move {
+            wanted.map(|event| {
+                Bytes::from(format!(
+                    "event: {}\ndata: {}\n\n",
+                    event.event_type, event.data
+                ))
+            })
+        }
+    });
+    let mut ticks = tokio::time::interval(KEEP_ALIVE);
+    ticks.reset();
+    let keep_alive = IntervalStream::new(ticks).map(|_| Bytes::from_static(b"\n"));
+    let stop = ctx.shutdown.clone();
+    let body = stream::select(events, keep_alive)
+        .take_until(async move { stop.fired().await })
+        .map(Ok::<_, std::convert::Infallible>);
+    let (parts, body) = warp::reply::Reply::into_response(warp::reply::stream(body)).into_parts();
+    let mut reply = Response::from_parts(parts, body);
+    let headers = reply.headers_mut();
+    headers.insert(
+        "content-type",
+        warp::http::HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(
+        "cache-control",
+        warp::http::HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
+    reply
+}

@@ -1,0 +1,71 @@
+//! Marathon's settings (the `agora marathon` flags), with Marathon's defaults.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How Marathon runs.
+#[derive(Debug, Clone)]
+pub struct MarathonConfig {
+    /// Where the REST API listens.
+    pub http_addr: SocketAddr,
+    /// The hostname Marathon advertises (in `/v2/info` and to the leader election).
+    pub hostname: String,
+    /// The `--master` given (shown in `/v2/info`).
+    pub master: String,
+    /// The `--zk` given, if any (shown in `/v2/info`).
+    pub zk: Option<String>,
+    /// The framework name.
+    pub framework_name: String,
+    /// The role Marathon subscribes with and apps default to.
+    pub mesos_role: String,
+    /// Seconds the master keeps Marathon's tasks while it is away.
+    pub failover_timeout: Duration,
+    /// App versions kept per app.
+    pub zk_max_versions: usize,
+    /// How long a declined offer is not offered again.
+    pub decline_offer_duration: Duration,
+    /// Most instances launched from one offer.
+    pub max_instances_per_offer: usize,
+    /// Delay before the first reconciliation after subscribing.
+    pub reconciliation_initial_delay: Duration,
+    /// Time between reconciliations.
+    pub reconciliation_interval: Duration,
+    /// A task not running this long after launch is killed.
+    pub task_launch_timeout: Duration,
+    /// Service ports are assigned from this range.
+    pub service_ports: (i64, i64),
+    /// How often deployments, backoffs and timeouts are looked at.
+    pub tick: Duration,
+    /// Whether leadership is elected (HA) or this instance always leads.
+    pub ha: bool,
+}
+
+impl Default for MarathonConfig {
+    fn default() -> Self {
+        MarathonConfig {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            hostname: "localhost".to_string(),
+            master: "127.0.0.1:5050".to_string(),
+            zk: None,
+            framework_name: "marathon".to_string(),
+            mesos_role: "*".to_string(),
+            failover_timeout: Duration::from_secs(7 * 24 * 3600),
+            zk_max_versions: 50,
+            decline_offer_duration: Duration::from_secs(120),
+            max_instances_per_offer: 100,
+            reconciliation_initial_delay: Duration::from_secs(15),
+            reconciliation_interval: Duration::from_secs(600),
+            task_launch_timeout: Duration::from_secs(300),
+            service_ports: (10000, 20000),
+            tick: Duration::from_millis(500),
+            ha: false,
+        }
+    }
+}
+
+impl MarathonConfig {
+    /// The URL of this instance's API.
+    pub fn own_url(&self) -> String {
+        format!("http://{}:{}", self.hostname, self.http_addr.port())
+    }
+}

@@ -1,0 +1,309 @@
+//! Changes from the API: new root groups become deployments; kills; cancels.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::json;
+use tracing::info;
+
+use super::state::RunningDeployment;
+use super::{ChangeFn, Core, CoreError, DeploymentResult, KillResult};
+use crate::deploy::plan::{plan, DeploymentPlan};
+use crate::error::ApiError;
+use crate::model::instance::Goal;
+use crate::model::validation::validate_root;
+use crate::model::{Instance, PathId, RootGroup, Timestamp};
+use crate::scheduler::ports::assign_service_ports;
+use crate::storage::Write;
+
+impl Core {
+    /// Computes, validates, stores and starts a change. `decommission`
+    /// instances are killed for good as part of it (kills with `scale`).
+    pub(super) async fn apply_change(
+        &mut self,
+        change: ChangeFn,
+        force: bool,
+        decommission: Vec<String>,
+    ) -> Result<Result<DeploymentResult, ApiError>, CoreError> {
+        let (current, last_version) = {
+            let st = self.state();
+            let last = st
+                .root
+                .groups
+                .get(&PathId::root())
+                .map(|g| g.version)
+                .unwrap_or_default();
+            (st.root.clone(), last)
+        };
+        let version = last_version.next_after();
+        let mut target = match change(&current, version) {
+            Ok(target) => target,
+            Err(e) => return Ok(Err(e)),
+        };
+        if let Err(e) = self.assign_service_ports(&current, &mut target) {
+            return Ok(Err(e));
+        }
+        let violations = validate_root(&target);
+        if !violations.is_empty() {
+            return Ok(Err(ApiError::Invalid(violations)));
+        }
+        let mut new_plan = plan(&current, &target, version);
+        let conflicting: Vec<String> = self
+            .state()
+            .deployments
+            .values()
+            .filter(|d| d.plan.conflicts_with(&new_plan))
+            .map(|d| d.plan.id.clone())
+            .collect();
+        if !conflicting.is_empty() && !force {
+            return Ok(Err(ApiError::locked(conflicting)));
+        }
+        new_plan.id = uuid::Uuid::new_v4().to_string();
+        let mut writes = root_writes(&current, &target);
+        for id in &conflicting {
+            writes.push(Write::DeleteDeployment(id.clone()));
+        }
+        let new_plan = Arc::new(new_plan);
+        writes.push(Write::Deployment(Box::new((*new_plan).clone()), 0));
+        let mut killed = Vec::new();
+        {
+            let st = self.state();
+            for id in &decommission {
+                if let Some(instance) = st.instances.get(id) {
+                    let mut instance = instance.clone();
+                    instance.goal = Goal::Decommissioned;
+                    writes.push(Write::Instance(Box::new(instance.clone())));
+                    killed.push(instance);
+                }
+            }
+        }
+        self.persist(writes).await?;
+        {
+            let mut st = self.state_mut();
+            for id in &conflicting {
+                st.deployments.remove(id);
+            }
+            for instance in &killed {
+                st.put_instance(instance.clone());
+            }
+            st.root = target;
+            st.deployments.insert(
+                new_plan.id.clone(),
+                RunningDeployment {
+                    plan: new_plan.clone(),
+                    current_step: 0,
+                },
+            );
+        }
+        for instance in &killed {
+            self.kill_instance(instance).await;
+        }
+        for id in &conflicting {
+            self.ctx.events.publish(
+                "deployment_failed",
+                json!({"id": id, "reason": "canceled by a forced change"}),
+            );
+        }
+        self.ctx.events.publish(
+            "group_change_success",
+            json!({"groupId": "/", "version": version}),
+        );
+        info!(deployment = %new_plan.id, steps = new_plan.steps.len(), "deployment started");
+        self.dirty.extend(new_plan.affected_apps());
+        Ok(Ok(DeploymentResult {
+            deployment_id: new_plan.id.clone(),
+            version,
+        }))
+    }
+
+    fn assign_service_ports(
+        &self,
+        current: &RootGroup,
+        target: &mut RootGroup,
+    ) -> Result<(), ApiError> {
+        let changed: Vec<PathId> = target
+            .apps
+            .iter()
+            .filter(|(id, app)| current.apps.get(*id) != Some(*app))
+            .filter(|(_, app)| app.service_ports().contains(&0))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in changed {
+            let used = target
+                .apps
+                .values()
+                .filter(|a| a.id != id)
+                .flat_map(|a| a.service_ports())
+                .filter(|p| *p != 0)
+                .collect();
+            let Some(app) = target.apps.get_mut(&id) else {
+                continue;
+            };
+            let app = Arc::make_mut(app);
+            // Keep the ports the app had: clients rely on them staying put.
+            if let Some(old) = current.apps.get(&id) {
+                inherit_service_ports(app, old);
+            }
+            assign_service_ports(app, &used, self.ctx.config.service_ports)
+                .map_err(|e| ApiError::invalid("/portDefinitions", e))?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn kill_tasks(
+        &mut self,
+        task_ids: Vec<String>,
+        scale: bool,
+        wipe: bool,
+        force: bool,
+    ) -> Result<Result<KillResult, ApiError>, CoreError> {
+        let instances: Vec<Instance> = {
+            let st = self.state();
+            task_ids
+                .iter()
+                .filter_map(|t| Instance::instance_id_of(t))
+                .filter_map(|id| st.instances.get(id).cloned())
+                .collect()
+        };
+        if scale {
+            let mut per_app: BTreeMap<PathId, i64> = BTreeMap::new();
+            for i in &instances {
+                *per_app.entry(i.app_id.clone()).or_default() += 1;
+            }
+            let ids: Vec<String> = instances.iter().map(|i| i.instance_id.clone()).collect();
+            let change: ChangeFn = Box::new(move |root: &RootGroup, version: Timestamp| {
+                let mut target = root.clone();
+                for (app_id, n) in per_app {
+                    if let Some(app) = root.app(&app_id) {
+                        let mut app = (**app).clone();
+                        app.instances = (app.instances - n).max(0);
+                        target.put_app(app, version);
+                    }
+                }
+                Ok(target)
+            });
+            let result = self.apply_change(change, force, ids).await?;
+            return Ok(result.map(KillResult::Scaled));
+        }
+        let mut writes = Vec::new();
+        for instance in &instances {
+            if wipe {
+                writes.push(Write::DeleteInstance(instance.instance_id.clone()));
+            }
+        }
+        self.persist(writes).await?;
+        for instance in &instances {
+            self.kill_instance(instance).await;
+            if wipe {
+                self.state_mut().remove_instance(&instance.instance_id);
+            }
+            self.dirty.insert(instance.app_id.clone());
+        }
+        Ok(Ok(KillResult::Killed(instances)))
+    }
+
+    pub(super) async fn cancel_deployment(
+        &mut self,
+        id: &str,
+        force: bool,
+    ) -> Result<Result<Option<DeploymentResult>, ApiError>, CoreError> {
+        let Some(running) = self.state().deployments.get(id).cloned() else {
+            return Ok(Err(ApiError::NotFound(format!(
+                "DeploymentPlan {id} does not exist"
+            ))));
+        };
+        if force {
+            self.persist(vec![Write::DeleteDeployment(id.to_string())])
+                .await?;
+            self.state_mut().deployments.remove(id);
+            self.ctx.events.publish(
+                "deployment_failed",
+                json!({"id": id, "plan": plan_event_json(&running.plan)}),
+            );
+            self.dirty.extend(running.plan.affected_apps());
+            return Ok(Ok(None));
+        }
+        let plan = running.plan.clone();
+        let change: ChangeFn =
+            Box::new(move |root: &RootGroup, version: Timestamp| Ok(plan.revert(root, version)));
+        let result = self.apply_change(change, true, Vec::new()).await?;
+        Ok(result.map(Some))
+    }
+
+    /// Sends a kill for an instance's task, with its app's grace period.
+    pub(super) async fn kill_instance(&self, instance: &Instance) {
+        let grace = self
+            .state()
+            .root
+            .app(&instance.app_id)
+            .and_then(|a| a.kill_grace_period());
+        let policy = grace.map(|g| agora_proto::KillPolicy {
+            grace_period: Some(agora_proto::DurationInfo {
+                nanoseconds: g.as_nanos() as i64,
+            }),
+        });
+        let agent = (!instance.agent_id.is_empty()).then(|| agora_proto::AgentId {
+            value: instance.agent_id.clone(),
+        });
+        let _ = self.scheduler.kill(&instance.task_id, agent, policy).await;
+    }
+}
+
+/// Keeps the service ports an app already had where the new definition asks for "any".
+fn inherit_service_ports(app: &mut crate::model::AppDefinition, old: &crate::model::AppDefinition) {
+    let old_ports = old.service_ports();
+    if let Some(defs) = app.port_definitions.as_mut() {
+        for (i, def) in defs.iter_mut().enumerate() {
+            if def.port == 0 {
+                if let Some(p) = old_ports.get(i).filter(|p| **p != 0) {
+                    def.port = *p;
+                }
+            }
+        }
+    }
+    if let Some(mappings) = app
+        .container
+        .as_mut()
+        .and_then(|c| c.port_mappings.as_mut())
+    {
+        for (i, m) in mappings.iter_mut().enumerate() {
+            if m.service_port == 0 {
+                if let Some(p) = old_ports.get(i).filter(|p| **p != 0) {
+                    m.service_port = *p;
+                }
+            }
+        }
+    }
+}
+
+/// The writes that turn `current` into `target` in storage.
+fn root_writes(current: &RootGroup, target: &RootGroup) -> Vec<Write> {
+    let mut writes = Vec::new();
+    for (id, app) in &target.apps {
+        if current.apps.get(id) != Some(app) {
+            writes.push(Write::App(app.clone()));
+        }
+    }
+    for id in current.apps.keys() {
+        if !target.apps.contains_key(id) {
+            writes.push(Write::DeleteApp(id.clone()));
+        }
+    }
+    for (id, meta) in &target.groups {
+        if current.groups.get(id) != Some(meta) {
+            writes.push(Write::Group(id.clone(), meta.clone()));
+        }
+    }
+    for id in current.groups.keys() {
+        if !target.groups.contains_key(id) {
+            writes.push(Write::DeleteGroup(id.clone()));
+        }
+    }
+    writes
+}
+
+/// The plan as events carry it.
+pub(crate) fn plan_event_json(plan: &DeploymentPlan) -> serde_json::Value {
+    let full = plan.to_json(1);
+    json!({"id": plan.id, "version": plan.version, "steps": full["steps"]})
+}

@@ -1,0 +1,345 @@
+//! Driving deployments and the scale check.
+//!
+//! [`Core::evaluate`] looks at every app marked dirty and decides, from the
+//! current counts alone, how many instances of which definition must wait in
+//! the launch queue and which instances must be killed: the current step of
+//! the deployment that holds the app decides (scale, restart, stop); an app no
+//! deployment holds is kept at its `instances` (Marathon's scale check).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::json;
+use tracing::info;
+
+use super::changes::plan_event_json;
+use super::state::QueueEntry;
+use super::{Core, CoreError};
+use crate::deploy::plan::{Action, ActionKind, DeploymentPlan};
+use crate::deploy::replace::{next_restart, select_for_kill, RestartView};
+use crate::model::instance::Goal;
+use crate::model::{AppDefinition, Instance, PathId, Timestamp};
+use crate::storage::Write;
+
+/// What an app needs now.
+struct Demand {
+    /// The definition to launch and how many more (0: nothing waits).
+    launch: Option<(Arc<AppDefinition>, u32)>,
+    /// Instances to kill for good.
+    kill: Vec<Instance>,
+    /// Whether the action holding the app is complete.
+    done: bool,
+}
+
+impl Core {
+    /// Recomputes the demand of dirty apps, kills what must go, advances
+    /// deployments, and suppresses or revives offers.
+    pub(super) async fn evaluate(&mut self) -> Result<(), CoreError> {
+        // Finishing a step makes the next step's apps dirty: go on until
+        // nothing changes (bounded, in case two deployments keep waking each other).
+        for _ in 0..16 {
+            let dirty = std::mem::take(&mut self.dirty);
+            if dirty.is_empty() {
+                break;
+            }
+            let now = Timestamp::now();
+            let holders = self.current_actions();
+            let mut kills = Vec::new();
+            for app_id in &dirty {
+                let demand = match holders.get(app_id) {
+                    Some((plan, action)) => self.demand_for_action(plan, action, now),
+                    None if self.locked(app_id) => continue,
+                    None => self.scale_check(app_id, now),
+                };
+                self.set_queue(app_id, demand.launch);
+                kills.extend(demand.kill);
+            }
+            self.decommission(kills).await?;
+            self.advance_deployments().await?;
+        }
+        self.update_suppression().await;
+        Ok(())
+    }
+
+    /// The action of each running deployment's current step, per app.
+    fn current_actions(&self) -> BTreeMap<PathId, (Arc<DeploymentPlan>, Action)> {
+        let st = self.state();
+        let mut holders = BTreeMap::new();
+        for d in st.deployments.values() {
+            if let Some(step) = d.plan.steps.get(d.current_step) {
+                for action in &step.actions {
+                    holders
+                        .entry(action.app.clone())
+                        .or_insert_with(|| (d.plan.clone(), action.clone()));
+                }
+            }
+        }
+        holders
+    }
+
+    fn locked(&self, app: &PathId) -> bool {
+        !self.state().deployments_of(app).is_empty()
+    }
+
+    fn demand_for_action(&self, plan: &DeploymentPlan, action: &Action, now: Timestamp) -> Demand {
+        let st = self.state();
+        let counting = st.counting_instances(&action.app, now);
+        match action.kind {
+            ActionKind::StartApplication => Demand {
+                launch: None,
+                kill: Vec::new(),
+                done: true,
+            },
+            ActionKind::StopApplication => {
+                let all: Vec<Instance> = st
+                    .app_instances(&action.app)
+                    .into_iter()
+                    .filter(|i| i.goal == Goal::Running)
+                    .cloned()
+                    .collect();
+                Demand {
+                    launch: None,
+                    done: st.app_instances(&action.app).is_empty(),
+                    kill: all,
+                }
+            }
+            ActionKind::ScaleApplication => {
+                let Some(app) = plan.target.get(&action.app).cloned() else {
+                    return Demand::done();
+                };
+                scale_demand(app, &counting)
+            }
+            ActionKind::RestartApplication => {
+                let Some(app) = plan.target.get(&action.app).cloned() else {
+                    return Demand::done();
+                };
+                let changed_at = app
+                    .version_info
+                    .map(|v| v.last_config_change_at)
+                    .unwrap_or_else(|| app.version_or_epoch());
+                let (new, old): (Vec<&Instance>, Vec<&Instance>) =
+                    counting.iter().partition(|i| i.app_version >= changed_at);
+                let view = RestartView {
+                    target: app.instances.max(0) as u32,
+                    old_active: old.len() as u32,
+                    new_active: new.len() as u32,
+                    new_ready: new.iter().filter(|i| i.is_ready()).count() as u32,
+                    min_health_capacity: app.upgrade_strategy.minimum_health_capacity,
+                    max_over_capacity: app.upgrade_strategy.maximum_over_capacity,
+                };
+                let decision = next_restart(&view);
+                let kill = select_for_kill(&old, decision.kill_old as usize, app.kill_selection)
+                    .into_iter()
+                    .cloned()
+                    .collect();
+                Demand {
+                    launch: Some((app, decision.launch_new)),
+                    kill,
+                    done: decision.done,
+                }
+            }
+        }
+    }
+
+    fn scale_check(&self, app_id: &PathId, now: Timestamp) -> Demand {
+        let st = self.state();
+        let counting = st.counting_instances(app_id, now);
+        match st.root.app(app_id) {
+            Some(app) => scale_demand(app.clone(), &counting),
+            // Instances of an app that no longer exists (left by a forced cancel).
+            None => Demand {
+                launch: None,
+                kill: st
+                    .app_instances(app_id)
+                    .into_iter()
+                    .filter(|i| i.goal == Goal::Running)
+                    .cloned()
+                    .collect(),
+                done: true,
+            },
+        }
+    }
+
+    fn set_queue(&self, app_id: &PathId, launch: Option<(Arc<AppDefinition>, u32)>) {
+        let mut st = self.state_mut();
+        match launch {
+            Some((app, count)) if count > 0 => match st.queue.get_mut(app_id) {
+                Some(entry) if entry.app.version == app.version => entry.count = count,
+                _ => {
+                    st.queue.insert(app_id.clone(), QueueEntry::new(app, count));
+                }
+            },
+            _ => {
+                st.queue.remove(app_id);
+            }
+        }
+    }
+
+    /// Kills instances for good: stored as decommissioned first.
+    async fn decommission(&mut self, instances: Vec<Instance>) -> Result<(), CoreError> {
+        if instances.is_empty() {
+            return Ok(());
+        }
+        let marked: Vec<Instance> = instances
+            .into_iter()
+            .map(|mut i| {
+                i.goal = Goal::Decommissioned;
+                i
+            })
+            .collect();
+        self.persist(
+            marked
+                .iter()
+                .map(|i| Write::Instance(Box::new(i.clone())))
+                .collect(),
+        )
+        .await?;
+        {
+            let mut st = self.state_mut();
+            for i in &marked {
+                st.put_instance(i.clone());
+            }
+        }
+        for i in &marked {
+            self.kill_instance(i).await;
+            self.dirty.insert(i.app_id.clone());
+        }
+        Ok(())
+    }
+
+    /// Moves deployments whose current step is complete to the next step.
+    async fn advance_deployments(&mut self) -> Result<(), CoreError> {
+        loop {
+            let now = Timestamp::now();
+            let deployments: Vec<(Arc<DeploymentPlan>, usize)> = self
+                .state()
+                .deployments
+                .values()
+                .map(|d| (d.plan.clone(), d.current_step))
+                .collect();
+            let mut advanced = false;
+            for (plan, step) in deployments {
+                let complete = match plan.steps.get(step) {
+                    Some(s) => s
+                        .actions
+                        .iter()
+                        .all(|a| self.demand_for_action(&plan, a, now).done),
+                    None => true,
+                };
+                if !complete {
+                    continue;
+                }
+                advanced = true;
+                self.finish_step(&plan, step).await?;
+            }
+            if !advanced {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn finish_step(
+        &mut self,
+        plan: &Arc<DeploymentPlan>,
+        step: usize,
+    ) -> Result<(), CoreError> {
+        let next = step + 1;
+        if let Some(s) = plan.steps.get(step) {
+            self.ctx.events.publish(
+                "deployment_step_success",
+                json!({"plan": plan_event_json(plan), "currentStep": step_json(s)}),
+            );
+            for action in &s.actions {
+                if action.kind == ActionKind::StopApplication {
+                    self.ctx
+                        .events
+                        .publish("app_terminated_event", json!({"appId": action.app}));
+                }
+            }
+        }
+        if next >= plan.steps.len() {
+            self.persist(vec![Write::DeleteDeployment(plan.id.clone())])
+                .await?;
+            self.state_mut().deployments.remove(&plan.id);
+            info!(deployment = %plan.id, "deployment finished");
+            self.ctx.events.publish(
+                "deployment_success",
+                json!({"id": plan.id, "plan": plan_event_json(plan)}),
+            );
+        } else {
+            self.persist(vec![Write::Deployment(Box::new((**plan).clone()), next)])
+                .await?;
+            if let Some(d) = self.state_mut().deployments.get_mut(&plan.id) {
+                d.current_step = next;
+            }
+            self.ctx.events.publish(
+                "deployment_info",
+                json!({"plan": plan_event_json(plan), "currentStep": step_json(&plan.steps[next])}),
+            );
+        }
+        self.dirty.extend(plan.affected_apps());
+        Ok(())
+    }
+
+    /// Suppresses offers when nothing waits; revives when something does.
+    async fn update_suppression(&mut self) {
+        let waiting = {
+            let st = self.state();
+            let now = Instant::now();
+            st.queue
+                .iter()
+                .any(|(id, e)| e.count > 0 && st.backoffs.get(id).is_none_or(|b| b.until <= now))
+        };
+        let role = self.ctx.config.mesos_role.clone();
+        if waiting && self.suppressed {
+            if self.scheduler.revive(&[role.as_str()]).await.is_ok() {
+                self.suppressed = false;
+            }
+        } else if !waiting
+            && !self.suppressed
+            && self.subscribed
+            && self.scheduler.suppress(&[role.as_str()]).await.is_ok()
+        {
+            self.suppressed = true;
+        }
+    }
+}
+
+impl Demand {
+    fn done() -> Self {
+        Demand {
+            launch: None,
+            kill: Vec::new(),
+            done: true,
+        }
+    }
+}
+
+/// Keep exactly `app.instances` counting instances: launch the missing, kill the excess.
+fn scale_demand(app: Arc<AppDefinition>, counting: &[&Instance]) -> Demand {
+    let target = app.instances.max(0) as usize;
+    let active = counting.len();
+    let kill = if active > target {
+        select_for_kill(counting, active - target, app.kill_selection)
+            .into_iter()
+            .cloned()
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let missing = target.saturating_sub(active) as u32;
+    let done = active == target && counting.iter().all(|i| i.is_ready());
+    Demand {
+        launch: Some((app, missing)),
+        kill,
+        done,
+    }
+}
+
+fn step_json(step: &crate::deploy::plan::Step) -> serde_json::Value {
+    json!({"actions": step.actions.iter().map(|a| json!({
+        "action": format!("{:?}", a.kind),
+        "app": a.app,
+    })).collect::<Vec<_>>()})
+}

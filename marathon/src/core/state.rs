@@ -1,0 +1,340 @@
+//! What the leading Marathon knows, shared read-only with the API.
+//!
+//! Only the core task writes (under the write lock, briefly, after the
+//! change is stored); API handlers take the read lock to render answers, so
+//! reads never queue behind offers or deployments.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::deploy::plan::DeploymentPlan;
+use crate::model::instance::Goal;
+use crate::model::{AppDefinition, Instance, PathId, RootGroup, TaskState, Timestamp};
+use crate::scheduler::matcher::NoMatchReason;
+
+/// A deployment being carried out.
+#[derive(Debug, Clone)]
+pub struct RunningDeployment {
+    /// The plan.
+    pub plan: Arc<DeploymentPlan>,
+    /// Index of the step being executed (== steps.len() when done).
+    pub current_step: usize,
+}
+
+impl RunningDeployment {
+    /// Marathon's `/v2/deployments` entry.
+    pub fn to_json(&self) -> serde_json::Value {
+        self.plan.to_json(self.current_step + 1)
+    }
+}
+
+/// An unused offer remembered for `/v2/queue?embed=lastUnusedOffers`.
+#[derive(Debug, Clone)]
+pub struct UnusedOffer {
+    /// The offer, as Marathon renders it.
+    pub offer: serde_json::Value,
+    /// When.
+    pub timestamp: Timestamp,
+    /// Why it did not fit.
+    pub reasons: Vec<NoMatchReason>,
+}
+
+/// An app waiting for offers.
+#[derive(Debug, Clone)]
+pub struct QueueEntry {
+    /// The definition to launch.
+    pub app: Arc<AppDefinition>,
+    /// Instances still to launch.
+    pub count: u32,
+    /// Since when something waits.
+    pub since: Timestamp,
+    /// Offers looked at / not used since the entry was made.
+    pub processed_offers: u64,
+    /// Offers not used.
+    pub unused_offers: u64,
+    /// When an offer was last used.
+    pub last_used_offer_at: Option<Timestamp>,
+    /// When an offer was last not used.
+    pub last_unused_offer_at: Option<Timestamp>,
+    /// Declines per reason.
+    pub reject_summary: BTreeMap<&'static str, u64>,
+    /// The last unused offers.
+    pub last_unused: VecDeque<UnusedOffer>,
+}
+
+/// How many unused offers each queue entry remembers.
+pub const UNUSED_OFFERS_KEPT: usize = 10;
+
+impl QueueEntry {
+    /// A fresh entry.
+    pub fn new(app: Arc<AppDefinition>, count: u32) -> Self {
+        QueueEntry {
+            app,
+            count,
+            since: Timestamp::now(),
+            processed_offers: 0,
+            unused_offers: 0,
+            last_used_offer_at: None,
+            last_unused_offer_at: None,
+            reject_summary: BTreeMap::new(),
+            last_unused: VecDeque::new(),
+        }
+    }
+}
+
+/// The relaunch delay of an app after failures.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    /// No launch before this.
+    pub until: Instant,
+    /// The delay that was applied last.
+    pub delay: Duration,
+    /// The app version the delay belongs to (a new version resets it).
+    pub version: Timestamp,
+}
+
+impl Backoff {
+    /// The delay after one more failure of `app`, given the previous one.
+    pub fn next(app: &AppDefinition, previous: Option<&Backoff>, now: Instant) -> Backoff {
+        let max = Duration::from_secs(app.max_launch_delay_seconds.max(0) as u64);
+        let first = Duration::from_secs(app.backoff_seconds.max(0) as u64);
+        let delay = match previous {
+            Some(p) if p.version == app.version_or_epoch() => {
+                p.delay.mul_f64(app.backoff_factor.max(1.0)).min(max)
+            }
+            _ => first.min(max),
+        };
+        Backoff {
+            until: now + delay,
+            delay,
+            version: app.version_or_epoch(),
+        }
+    }
+}
+
+/// The last failed task of an app (`lastTaskFailure`).
+#[derive(Debug, Clone)]
+pub struct TaskFailure {
+    /// The app.
+    pub app_id: PathId,
+    /// The agent's host.
+    pub host: String,
+    /// Why, as the agent said.
+    pub message: String,
+    /// The terminal state.
+    pub state: TaskState,
+    /// The task.
+    pub task_id: String,
+    /// When.
+    pub timestamp: Timestamp,
+    /// The app version the task ran.
+    pub version: Timestamp,
+    /// The agent.
+    pub slave_id: String,
+}
+
+/// Who leads, for `/v2/info` and `/v2/leader`.
+#[derive(Debug, Clone, Default)]
+pub struct Leadership {
+    /// Whether this instance leads.
+    pub elected: bool,
+    /// `host:port` of the leader, if known.
+    pub leader: Option<String>,
+}
+
+/// The whole state.
+#[derive(Debug)]
+pub struct State {
+    /// Apps and groups.
+    pub root: RootGroup,
+    /// Instances by id.
+    pub instances: BTreeMap<String, Instance>,
+    /// Instance ids per app.
+    pub by_app: HashMap<PathId, BTreeSet<String>>,
+    /// Running deployments by id.
+    pub deployments: BTreeMap<String, RunningDeployment>,
+    /// Apps waiting for offers.
+    pub queue: BTreeMap<PathId, QueueEntry>,
+    /// Relaunch delays.
+    pub backoffs: HashMap<PathId, Backoff>,
+    /// Last task failure per app.
+    pub failures: HashMap<PathId, TaskFailure>,
+    /// The framework id once subscribed.
+    pub framework_id: Option<String>,
+    /// Leadership.
+    pub leadership: Leadership,
+    /// Whether the state has been loaded (this instance leads and is ready).
+    pub ready: bool,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            root: RootGroup::empty(Timestamp(0)),
+            instances: BTreeMap::new(),
+            by_app: HashMap::new(),
+            deployments: BTreeMap::new(),
+            queue: BTreeMap::new(),
+            backoffs: HashMap::new(),
+            failures: HashMap::new(),
+            framework_id: None,
+            leadership: Leadership::default(),
+            ready: false,
+        }
+    }
+}
+
+/// Task counts of an app, as `GET /v2/apps` shows them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskCounts {
+    /// Staging or starting.
+    pub staged: usize,
+    /// Running.
+    pub running: usize,
+    /// Running and healthy.
+    pub healthy: usize,
+    /// Running and unhealthy.
+    pub unhealthy: usize,
+}
+
+impl State {
+    /// Adds or replaces an instance.
+    pub fn put_instance(&mut self, instance: Instance) {
+        self.by_app
+            .entry(instance.app_id.clone())
+            .or_default()
+            .insert(instance.instance_id.clone());
+        self.instances
+            .insert(instance.instance_id.clone(), instance);
+    }
+
+    /// Removes an instance.
+    pub fn remove_instance(&mut self, id: &str) -> Option<Instance> {
+        let instance = self.instances.remove(id)?;
+        if let Some(ids) = self.by_app.get_mut(&instance.app_id) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.by_app.remove(&instance.app_id);
+            }
+        }
+        Some(instance)
+    }
+
+    /// The instances of an app.
+    pub fn app_instances(&self, app: &PathId) -> Vec<&Instance> {
+        self.by_app
+            .get(app)
+            .map(|ids| ids.iter().filter_map(|id| self.instances.get(id)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Instances that count toward the app's `instances`: launched or
+    /// running, wanted, and not unreachable past `inactiveAfterSeconds`.
+    pub fn counting_instances(&self, app: &PathId, now: Timestamp) -> Vec<&Instance> {
+        let inactive_after = self
+            .root
+            .app(app)
+            .map(|a| a.unreachable_strategy)
+            .unwrap_or_default();
+        self.app_instances(app)
+            .into_iter()
+            .filter(|i| i.goal == Goal::Running && i.is_active())
+            .filter(|i| !is_inactive(i, inactive_after, now))
+            .collect()
+    }
+
+    /// Task counts of an app.
+    pub fn counts(&self, app: &PathId) -> TaskCounts {
+        let mut counts = TaskCounts::default();
+        for i in self.app_instances(app) {
+            match i.state {
+                TaskState::TaskStaging | TaskState::TaskStarting => counts.staged += 1,
+                TaskState::TaskRunning => {
+                    counts.running += 1;
+                    match i.healthy {
+                        Some(true) => counts.healthy += 1,
+                        Some(false) => counts.unhealthy += 1,
+                        None => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+        counts
+    }
+
+    /// Ids of the deployments affecting an app.
+    pub fn deployments_of(&self, app: &PathId) -> Vec<String> {
+        self.deployments
+            .values()
+            .filter(|d| d.plan.original.contains_key(app) || d.plan.target.contains_key(app))
+            .map(|d| d.plan.id.clone())
+            .collect()
+    }
+
+    /// Service ports in use by apps other than `except`.
+    pub fn used_service_ports(&self, except: Option<&PathId>) -> BTreeSet<i64> {
+        self.root
+            .apps
+            .values()
+            .filter(|a| Some(&a.id) != except)
+            .flat_map(|a| a.service_ports())
+            .filter(|p| *p != 0)
+            .collect()
+    }
+}
+
+/// Whether an unreachable instance has been unreachable past its app's `inactiveAfterSeconds`.
+pub fn is_inactive(
+    instance: &Instance,
+    strategy: crate::model::app::UnreachableStrategy,
+    now: Timestamp,
+) -> bool {
+    use crate::model::app::UnreachableStrategy;
+    if instance.state != TaskState::TaskUnreachable {
+        return false;
+    }
+    match strategy {
+        UnreachableStrategy::Disabled => false,
+        UnreachableStrategy::Enabled {
+            inactive_after_seconds,
+            ..
+        } => {
+            let since = instance.unreachable_since.unwrap_or(instance.since);
+            now.millis() - since.millis() >= inactive_after_seconds * 1000
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(backoff: i64, factor: f64, max: i64) -> AppDefinition {
+        let mut a = AppDefinition::with_id(PathId::parse("/a"));
+        a.backoff_seconds = backoff;
+        a.backoff_factor = factor;
+        a.max_launch_delay_seconds = max;
+        a
+    }
+
+    #[test]
+    fn backoff_grows_to_the_maximum_and_resets_with_a_new_version() {
+        let now = Instant::now();
+        let a = app(1, 2.0, 5);
+        let b1 = Backoff::next(&a, None, now);
+        assert_eq!(b1.delay, Duration::from_secs(1));
+        let b2 = Backoff::next(&a, Some(&b1), now);
+        assert_eq!(b2.delay, Duration::from_secs(2));
+        let b3 = Backoff::next(&a, Some(&b2), now);
+        let b4 = Backoff::next(&a, Some(&b3), now);
+        assert_eq!(b4.delay, Duration::from_secs(5));
+        let mut newer = a.clone();
+        newer.version = Some(Timestamp(42));
+        assert_eq!(
+            Backoff::next(&newer, Some(&b4), now).delay,
+            Duration::from_secs(1)
+        );
+    }
+}

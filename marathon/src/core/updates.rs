@@ -1,0 +1,195 @@
+//! Status updates: the instance is updated and stored, then the update is
+//! acknowledged. Tasks this state does not know are killed; terminal
+//! instances are expunged; failures delay the next launch of the app.
+
+use std::time::Instant;
+
+use agora_proto::TaskStatus;
+use serde_json::json;
+use tracing::{debug, info};
+
+use super::offers::instance_changed_json;
+use super::state::{Backoff, TaskFailure};
+use super::{Core, CoreError};
+use crate::model::app::UnreachableStrategy;
+use crate::model::instance::Goal;
+use crate::model::{Instance, TaskState, Timestamp};
+use crate::storage::Write;
+
+impl Core {
+    pub(super) async fn handle_update(&mut self, status: TaskStatus) -> Result<(), CoreError> {
+        let task_id = status
+            .task_id
+            .as_ref()
+            .map(|t| t.value.clone())
+            .unwrap_or_default();
+        let state = TaskState::from_mesos(status.state);
+        let now = Timestamp::now();
+        let known = Instance::instance_id_of(&task_id)
+            .and_then(|id| self.state().instances.get(id).cloned())
+            .filter(|i| i.task_id == task_id);
+        let Some(mut instance) = known else {
+            if !state.is_terminal() {
+                info!(%task_id, state = state.as_str(), "killing a task this Marathon does not know");
+                let _ = self
+                    .scheduler
+                    .kill(&task_id, status.agent_id.clone(), None)
+                    .await;
+            }
+            let _ = self.scheduler.acknowledge(&status).await;
+            return Ok(());
+        };
+        let message = status.message.clone().unwrap_or_default();
+        let previous = instance.state;
+        instance.state = state;
+        instance.since = now;
+        if let Some(healthy) = status.healthy {
+            instance.healthy = Some(healthy);
+        }
+        if state == TaskState::TaskRunning && instance.started_at.is_none() {
+            instance.started_at = Some(now);
+        }
+        instance.unreachable_since = match state {
+            TaskState::TaskUnreachable => instance.unreachable_since.or(Some(now)),
+            _ => None,
+        };
+        if state.is_terminal() {
+            self.persist(vec![Write::DeleteInstance(instance.instance_id.clone())])
+                .await?;
+            let failed = state.is_failure() && instance.goal == Goal::Running;
+            {
+                let mut st = self.state_mut();
+                st.remove_instance(&instance.instance_id);
+                if failed {
+                    if let Some(app) = st.root.app(&instance.app_id).cloned() {
+                        let backoff = Backoff::next(&app, st.backoffs.get(&app.id), Instant::now());
+                        debug!(app = %app.id, delay = ?backoff.delay, "task failed; delaying the next launch");
+                        st.backoffs.insert(app.id.clone(), backoff);
+                    }
+                    st.failures.insert(
+                        instance.app_id.clone(),
+                        TaskFailure {
+                            app_id: instance.app_id.clone(),
+                            host: instance.host.clone(),
+                            message: message.clone(),
+                            state,
+                            task_id: task_id.clone(),
+                            timestamp: now,
+                            version: instance.app_version,
+                            slave_id: instance.agent_id.clone(),
+                        },
+                    );
+                }
+            }
+        } else if previous != state || status.healthy.is_some() {
+            self.persist(vec![Write::Instance(Box::new(instance.clone()))])
+                .await?;
+            self.state_mut().put_instance(instance.clone());
+        }
+        let _ = self.scheduler.acknowledge(&status).await;
+        self.ctx.events.publish(
+            "status_update_event",
+            json!({
+                "slaveId": instance.agent_id,
+                "taskId": task_id,
+                "taskStatus": state.as_str(),
+                "message": message,
+                "appId": instance.app_id,
+                "host": instance.host,
+                "ipAddresses": [],
+                "ports": instance.ports,
+                "version": instance.app_version,
+            }),
+        );
+        if previous != state {
+            self.ctx.events.publish(
+                "instance_changed_event",
+                instance_changed_json(&instance, condition_name(state)),
+            );
+        }
+        self.dirty.insert(instance.app_id.clone());
+        Ok(())
+    }
+
+    /// Kills tasks stuck in staging and forgets instances unreachable past
+    /// their app's `expungeAfterSeconds`.
+    pub(super) async fn expire_instances(&mut self) -> Result<(), CoreError> {
+        let now = Timestamp::now();
+        let launch_timeout = self.ctx.config.task_launch_timeout.as_millis() as i64;
+        let (stuck, expunge): (Vec<Instance>, Vec<Instance>) = {
+            let st = self.state();
+            let stuck = st
+                .instances
+                .values()
+                .filter(|i| i.state == TaskState::TaskStaging)
+                .filter(|i| now.millis() - i.staged_at.millis() > launch_timeout)
+                .cloned()
+                .collect();
+            let expunge = st
+                .instances
+                .values()
+                .filter(|i| i.state == TaskState::TaskUnreachable)
+                .filter(|i| {
+                    let strategy = st
+                        .root
+                        .app(&i.app_id)
+                        .map(|a| a.unreachable_strategy)
+                        .unwrap_or_default();
+                    match strategy {
+                        UnreachableStrategy::Disabled => false,
+                        UnreachableStrategy::Enabled {
+                            expunge_after_seconds,
+                            ..
+                        } => {
+                            let since = i.unreachable_since.unwrap_or(i.since);
+                            now.millis() - since.millis() >= expunge_after_seconds * 1000
+                        }
+                    }
+                })
+                .cloned()
+                .collect();
+            (stuck, expunge)
+        };
+        for i in &stuck {
+            info!(task = %i.task_id, "task did not start within the launch timeout; killing it");
+            self.kill_instance(i).await;
+        }
+        if expunge.is_empty() {
+            return Ok(());
+        }
+        self.persist(
+            expunge
+                .iter()
+                .map(|i| Write::DeleteInstance(i.instance_id.clone()))
+                .collect(),
+        )
+        .await?;
+        for i in &expunge {
+            info!(task = %i.task_id, "expunging an instance unreachable for too long");
+            self.state_mut().remove_instance(&i.instance_id);
+            // If it comes back, it is unknown and gets killed.
+            self.kill_instance(i).await;
+            self.dirty.insert(i.app_id.clone());
+        }
+        Ok(())
+    }
+}
+
+/// Marathon's instance condition names.
+fn condition_name(state: TaskState) -> &'static str {
+    match state {
+        TaskState::TaskStaging => "Staging",
+        TaskState::TaskStarting => "Starting",
+        TaskState::TaskRunning => "Running",
+        TaskState::TaskKilling => "Killing",
+        TaskState::TaskFinished => "Finished",
+        TaskState::TaskFailed => "Failed",
+        TaskState::TaskKilled => "Killed",
+        TaskState::TaskError => "Error",
+        TaskState::TaskLost => "Unreachable",
+        TaskState::TaskUnreachable => "Unreachable",
+        TaskState::TaskGone => "Gone",
+        TaskState::TaskDropped => "Dropped",
+        TaskState::TaskUnknown => "Unknown",
+    }
+}

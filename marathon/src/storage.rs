@@ -1,0 +1,431 @@
+//! Marathon's state in a `coord::Store` (ZooKeeper, or memory for `agora local`).
+//!
+//! Every object has its own key, so no value grows with the number of apps
+//! (Marathon kept the whole root group in one node and hit ZooKeeper's 1 MB
+//! limit at a few hundred apps):
+//!
+//! ```text
+//! <root>/framework-id                 the framework id, as text
+//! <root>/apps/<app safe id>           the current AppDefinition (JSON)
+//! <root>/versions/<safe id>/<millis>  past and current versions of each app (last N kept)
+//! <root>/groups/<group safe id|_root> GroupMeta with its id (JSON)
+//! <root>/instances/<instance id>      one Instance (JSON)
+//! <root>/deployments/<id>             a running deployment: steps and app versions (JSON)
+//! ```
+//!
+//! App safe ids (`prod_web`) are unambiguous because `_` cannot appear in a
+//! path segment. Writes name the version last seen of their key, so a second
+//! writer (a deposed leader) fails instead of overwriting.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use agora_coord::{Store, StoreError};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+
+use crate::deploy::plan::{DeploymentPlan, Step};
+use crate::model::group::GroupMeta;
+use crate::model::{AppDefinition, Instance, PathId, RootGroup, Timestamp};
+
+/// How many writes or reads are in flight at once.
+const PARALLELISM: usize = 64;
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored value could not be read.
+    #[error("corrupt value at '{key}': {reason}")]
+    Corrupt {
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A deployment as stored: app versions instead of whole apps.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredDeployment {
+    id: String,
+    version: Timestamp,
+    original: BTreeMap<PathId, Timestamp>,
+    target: BTreeMap<PathId, Timestamp>,
+    steps: Vec<Step>,
+    #[serde(default)]
+    current_step: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredGroup {
+    id: PathId,
+    #[serde(flatten)]
+    meta: GroupMeta,
+}
+
+/// One write of a batch.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// The current version of an app (also recorded among its versions).
+    App(Arc<AppDefinition>),
+    /// An app was removed (its versions go too).
+    DeleteApp(PathId),
+    /// A group's metadata.
+    Group(PathId, GroupMeta),
+    /// A group was removed.
+    DeleteGroup(PathId),
+    /// An instance.
+    Instance(Box<Instance>),
+    /// An instance was expunged.
+    DeleteInstance(String),
+    /// A deployment started or advanced.
+    Deployment(Box<DeploymentPlan>, usize),
+    /// A deployment ended.
+    DeleteDeployment(String),
+    /// The framework id.
+    FrameworkId(String),
+}
+
+/// Everything loaded at startup.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The framework id, if one was stored.
+    pub framework_id: Option<String>,
+    /// Apps and groups.
+    pub root: RootGroup,
+    /// Instances by id.
+    pub instances: BTreeMap<String, Instance>,
+    /// Unfinished deployments with their current step.
+    pub deployments: Vec<(DeploymentPlan, usize)>,
+}
+
+/// The typed view of Marathon's keys.
+pub struct Storage {
+    store: Arc<dyn Store>,
+    root: String,
+    max_versions: usize,
+    /// The store version of every key this process read or wrote.
+    versions: Mutex<HashMap<String, u64>>,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage").field("root", &self.root).finish()
+    }
+}
+
+fn group_key_name(id: &PathId) -> String {
+    if id.is_root() {
+        "_root".to_string()
+    } else {
+        id.safe()
+    }
+}
+
+impl Storage {
+    /// Storage under `root` (e.g. `/marathon/state`), keeping `max_versions` versions per app.
+    pub fn new(store: Arc<dyn Store>, root: &str, max_versions: usize) -> Self {
+        Storage {
+            store,
+            root: root.trim_end_matches('/').to_string(),
+            max_versions: max_versions.max(1),
+            versions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn key(&self, tail: &str) -> String {
+        format!("{}/{tail}", self.root)
+    }
+
+    fn known_version(&self, key: &str) -> Option<u64> {
+        self.lock().get(key).copied()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.versions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn put(&self, key: String, data: Vec<u8>) -> Result<(), StorageError> {
+        let expected = self.known_version(&key);
+        let version = self.store.put(&key, data, expected).await?;
+        self.lock().insert(key, version);
+        Ok(())
+    }
+
+    async fn delete(&self, key: String) -> Result<(), StorageError> {
+        let Some(expected) = self.known_version(&key) else {
+            return Ok(());
+        };
+        self.store.delete(&key, expected).await?;
+        self.lock().remove(&key);
+        Ok(())
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: String,
+    ) -> Result<Option<T>, StorageError> {
+        let Some(v) = self.store.get(&key).await? else {
+            return Ok(None);
+        };
+        self.lock().insert(key.clone(), v.version);
+        serde_json::from_slice(&v.data)
+            .map(Some)
+            .map_err(|e| StorageError::Corrupt {
+                key,
+                reason: e.to_string(),
+            })
+    }
+
+    async fn get_all<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<T>, StorageError> {
+        let keys = self.store.list(&self.key(prefix)).await?;
+        stream::iter(keys)
+            .map(|key| self.get_json::<T>(key))
+            .buffer_unordered(PARALLELISM)
+            .try_filter_map(|v| async move { Ok(v) })
+            .try_collect()
+            .await
+    }
+
+    /// Writes a batch, in parallel; the first failure is returned.
+    pub async fn write(&self, writes: Vec<Write>) -> Result<(), StorageError> {
+        let mut expanded = Vec::new();
+        for write in writes {
+            self.expand(write, &mut expanded).await?;
+        }
+        // A key written twice in one batch keeps its last write only: writes
+        // of one batch run in parallel and must not race on a key.
+        let mut last: HashMap<String, usize> = HashMap::new();
+        for (i, op) in expanded.iter().enumerate() {
+            last.insert(op.key().to_string(), i);
+        }
+        let ops: Vec<Op> = expanded
+            .into_iter()
+            .enumerate()
+            .filter(|(i, op)| last.get(op.key()) == Some(i))
+            .map(|(_, op)| op)
+            .collect();
+        stream::iter(ops)
+            .map(|op| async move {
+                match op {
+                    Op::Put(key, data) => self.put(key, data).await,
+                    Op::Delete(key) => self.delete(key).await,
+                }
+            })
+            .buffer_unordered(PARALLELISM)
+            .try_collect::<()>()
+            .await
+    }
+
+    async fn expand(&self, write: Write, ops: &mut Vec<Op>) -> Result<(), StorageError> {
+        match write {
+            Write::App(app) => {
+                let data = to_json(&*app);
+                let safe = app.id.safe();
+                let version = app.version_or_epoch().millis();
+                ops.push(Op::Put(self.key(&format!("apps/{safe}")), data.clone()));
+                let versions_key = self.key(&format!("versions/{safe}/{version}"));
+                if self.known_version(&versions_key).is_none() {
+                    ops.push(Op::Put(versions_key, data));
+                }
+                for old in self.versions_to_prune(&app.id, version).await? {
+                    ops.push(Op::Delete(old));
+                }
+            }
+            Write::DeleteApp(id) => {
+                let safe = id.safe();
+                ops.push(Op::Delete(self.key(&format!("apps/{safe}"))));
+                for key in self
+                    .store
+                    .list(&self.key(&format!("versions/{safe}")))
+                    .await?
+                {
+                    self.remember(&key).await?;
+                    ops.push(Op::Delete(key));
+                }
+            }
+            Write::Group(id, meta) => ops.push(Op::Put(
+                self.key(&format!("groups/{}", group_key_name(&id))),
+                to_json(&StoredGroup { id, meta }),
+            )),
+            Write::DeleteGroup(id) => ops.push(Op::Delete(
+                self.key(&format!("groups/{}", group_key_name(&id))),
+            )),
+            Write::Instance(instance) => ops.push(Op::Put(
+                self.key(&format!("instances/{}", instance.instance_id)),
+                to_json(&*instance),
+            )),
+            Write::DeleteInstance(id) => ops.push(Op::Delete(self.key(&format!("instances/{id}")))),
+            Write::Deployment(plan, current_step) => {
+                let stored = StoredDeployment {
+                    id: plan.id.clone(),
+                    version: plan.version,
+                    original: versions_of(&plan.original),
+                    target: versions_of(&plan.target),
+                    steps: plan.steps.clone(),
+                    current_step,
+                };
+                ops.push(Op::Put(
+                    self.key(&format!("deployments/{}", plan.id)),
+                    to_json(&stored),
+                ));
+            }
+            Write::DeleteDeployment(id) => {
+                ops.push(Op::Delete(self.key(&format!("deployments/{id}"))))
+            }
+            Write::FrameworkId(id) => {
+                ops.push(Op::Put(self.key("framework-id"), id.into_bytes()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Learns the store version of a key written by an earlier leader.
+    async fn remember(&self, key: &str) -> Result<(), StorageError> {
+        if self.known_version(key).is_none() {
+            if let Some(v) = self.store.get(key).await? {
+                self.lock().insert(key.to_string(), v.version);
+            }
+        }
+        Ok(())
+    }
+
+    async fn versions_to_prune(
+        &self,
+        app: &PathId,
+        adding: i64,
+    ) -> Result<Vec<String>, StorageError> {
+        let prefix = self.key(&format!("versions/{}", app.safe()));
+        let mut keys: BTreeSet<(i64, String)> = self
+            .store
+            .list(&prefix)
+            .await?
+            .into_iter()
+            .filter_map(|k| {
+                let millis = k.rsplit('/').next()?.parse::<i64>().ok()?;
+                Some((millis, k))
+            })
+            .collect();
+        keys.insert((adding, format!("{prefix}/{adding}")));
+        let excess = keys.len().saturating_sub(self.max_versions);
+        let mut prune = Vec::new();
+        for (_, key) in keys.into_iter().take(excess) {
+            self.remember(&key).await?;
+            prune.push(key);
+        }
+        Ok(prune)
+    }
+
+    /// The stored versions of an app, oldest first.
+    pub async fn app_versions(&self, app: &PathId) -> Result<Vec<Timestamp>, StorageError> {
+        let prefix = self.key(&format!("versions/{}", app.safe()));
+        let mut versions: Vec<Timestamp> = self
+            .store
+            .list(&prefix)
+            .await?
+            .into_iter()
+            .filter_map(|k| k.rsplit('/').next()?.parse::<i64>().ok().map(Timestamp))
+            .collect();
+        versions.sort();
+        Ok(versions)
+    }
+
+    /// One stored version of an app.
+    pub async fn app_version(
+        &self,
+        app: &PathId,
+        version: Timestamp,
+    ) -> Result<Option<AppDefinition>, StorageError> {
+        self.get_json(self.key(&format!("versions/{}/{}", app.safe(), version.millis())))
+            .await
+    }
+
+    /// Loads the whole state.
+    pub async fn load(&self) -> Result<Loaded, StorageError> {
+        let framework_id = match self.store.get(&self.key("framework-id")).await? {
+            Some(v) => {
+                self.lock().insert(self.key("framework-id"), v.version);
+                Some(String::from_utf8_lossy(&v.data).into_owned())
+            }
+            None => None,
+        };
+        let apps: Vec<AppDefinition> = self.get_all("apps").await?;
+        let groups: Vec<StoredGroup> = self.get_all("groups").await?;
+        let instances: Vec<Instance> = self.get_all("instances").await?;
+        let stored_deployments: Vec<StoredDeployment> = self.get_all("deployments").await?;
+        let mut root = RootGroup::empty(Timestamp(0));
+        for g in groups {
+            root.groups.insert(g.id, g.meta);
+        }
+        for app in apps {
+            root.apps.insert(app.id.clone(), Arc::new(app));
+        }
+        let mut deployments = Vec::new();
+        for d in stored_deployments {
+            let original = self.resolve(&d.original).await?;
+            let target = self.resolve(&d.target).await?;
+            deployments.push((
+                DeploymentPlan {
+                    id: d.id,
+                    version: d.version,
+                    original,
+                    target,
+                    steps: d.steps,
+                },
+                d.current_step,
+            ));
+        }
+        deployments.sort_by_key(|(d, _)| d.version);
+        Ok(Loaded {
+            framework_id,
+            root,
+            instances: instances
+                .into_iter()
+                .map(|i| (i.instance_id.clone(), i))
+                .collect(),
+            deployments,
+        })
+    }
+
+    async fn resolve(
+        &self,
+        versions: &BTreeMap<PathId, Timestamp>,
+    ) -> Result<BTreeMap<PathId, Arc<AppDefinition>>, StorageError> {
+        let mut apps = BTreeMap::new();
+        for (id, version) in versions {
+            if let Some(app) = self.app_version(id, *version).await? {
+                apps.insert(id.clone(), Arc::new(app));
+            }
+        }
+        Ok(apps)
+    }
+}
+
+enum Op {
+    Put(String, Vec<u8>),
+    Delete(String),
+}
+
+impl Op {
+    fn key(&self) -> &str {
+        match self {
+            Op::Put(key, _) | Op::Delete(key) => key,
+        }
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("model types serialize")
+}
+
+fn versions_of(apps: &BTreeMap<PathId, Arc<AppDefinition>>) -> BTreeMap<PathId, Timestamp> {
+    apps.iter()
+        .map(|(id, app)| (id.clone(), app.version_or_epoch()))
+        .collect()
+}
