@@ -611,3 +611,136 @@ async fn marathon_restart_keeps_tasks() {
     marathon.stop().await;
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_instances_are_replaced_and_expunged() {
+    let cluster = Cluster::builder()
+        .agents(2)
+        .proxied()
+        .agent_resources("cpus:4;mem:4096;disk:10000;ports:[31000-31100]")
+        .agent_attributes(&["rack:a", "rack:b"])
+        .start()
+        .await;
+    let marathon = Marathon::start(&cluster).await;
+    // One instance, pinned to rack a first so we know which agent to cut off.
+    let body = json!({"id": "/island", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16,
+        "constraints": [["rack", "CLUSTER", "a"]],
+        "unreachableStrategy": {"inactiveAfterSeconds": 1, "expungeAfterSeconds": 2}});
+    assert_eq!(
+        marathon
+            .call("POST", "/v2/apps", Some(&body.to_string()))
+            .await
+            .status,
+        201
+    );
+    marathon.wait_running("/island", 1, WAIT).await;
+    marathon.wait_for_deployments(WAIT).await;
+    let first = marathon.tasks_in_state("/island", "TASK_RUNNING").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Let the replacement go anywhere.
+    let relaxed = marathon
+        .call("PATCH", "/v2/apps/island", Some(r#"{"constraints": []}"#))
+        .await;
+    assert_eq!(relaxed.status, 200, "{}", relaxed.text);
+    marathon.wait_for_deployments(WAIT).await;
+    let running = marathon.tasks_in_state("/island", "TASK_RUNNING").await;
+    assert_eq!(running.len(), 1);
+    let current = running[0]["id"].as_str().unwrap().to_string();
+    let on_a = running[0]["slaveId"].as_str().unwrap().to_string();
+    let a_index = if cluster.state().await["slaves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["id"] == on_a.as_str() && s["attributes"]["rack"] == "a")
+    {
+        0
+    } else {
+        1
+    };
+    let _ = first;
+    // Cut off the agent the instance runs on: it becomes unreachable, and
+    // after inactiveAfterSeconds a replacement runs on the other agent.
+    cluster.agent(a_index).proxy.as_ref().unwrap().cut();
+    assert_eventually!(
+        WAIT,
+        !marathon
+            .tasks_in_state("/island", "TASK_UNREACHABLE")
+            .await
+            .is_empty(),
+        "the instance did not become unreachable"
+    );
+    assert_eventually!(
+        WAIT,
+        marathon
+            .tasks_in_state("/island", "TASK_RUNNING")
+            .await
+            .iter()
+            .any(|t| t["id"] != current.as_str()),
+        "no replacement ran"
+    );
+    // After expungeAfterSeconds the unreachable instance is forgotten.
+    assert_eventually!(
+        WAIT,
+        marathon
+            .tasks_in_state("/island", "TASK_UNREACHABLE")
+            .await
+            .is_empty(),
+        "the unreachable instance was not expunged"
+    );
+    // When the agent comes back, the old task is unknown and killed: one instance remains.
+    cluster.agent(a_index).proxy.as_ref().unwrap().restore();
+    assert_eventually!(
+        WAIT,
+        cluster.state().await["frameworks"][0]["tasks"]
+            .as_array()
+            .is_some_and(|tasks| tasks.iter().all(|t| t["id"] != current.as_str())),
+        "the expunged task was not killed when its agent returned: {}",
+        cluster.state().await["frameworks"][0]["tasks"]
+    );
+    marathon.wait_running("/island", 1, WAIT).await;
+    marathon.stop().await;
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_the_state_does_not_know_are_killed() {
+    let cluster = cluster(1).await;
+    let marathon = Marathon::start(&cluster).await;
+    assert_eq!(
+        marathon
+            .call("POST", "/v2/apps", Some(&app("/lost", 2)))
+            .await
+            .status,
+        201
+    );
+    marathon.wait_running("/lost", 2, WAIT).await;
+    let framework_id = marathon.get("/v2/info").await["frameworkId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    marathon.stop().await;
+    // A Marathon that kept only its framework id (its apps and instances
+    // lost) reconciles, learns of the tasks, and kills them.
+    let store = std::sync::Arc::new(agora_coord::MemoryStore::new());
+    agora_coord::Store::put(
+        store.as_ref(),
+        "/state/framework-id",
+        framework_id.into_bytes(),
+        None,
+    )
+    .await
+    .unwrap();
+    let marathon = Marathon::start_with(&cluster, store, |_| {}).await;
+    assert_eventually!(
+        WAIT,
+        cluster.state().await["frameworks"][0]["tasks"]
+            .as_array()
+            .is_some_and(|t| t.is_empty()),
+        "unknown tasks still run: {}",
+        cluster.state().await["frameworks"][0]["tasks"]
+    );
+    marathon.stop().await;
+    cluster.stop().await;
+}

@@ -19,7 +19,7 @@ use super::{Core, CoreError};
 use crate::deploy::plan::{Action, ActionKind, DeploymentPlan};
 use crate::deploy::replace::{next_restart, select_for_kill, RestartView};
 use crate::model::instance::Goal;
-use crate::model::{AppDefinition, Instance, PathId, Timestamp};
+use crate::model::{AppDefinition, Instance, PathId, TaskState, Timestamp};
 use crate::storage::Write;
 
 /// What an app needs now.
@@ -83,6 +83,20 @@ impl Core {
     }
 
     fn demand_for_action(&self, plan: &DeploymentPlan, action: &Action, now: Timestamp) -> Demand {
+        let mut demand = self.action_demand(plan, action, now);
+        // An action is complete only once the instances it killed are gone
+        // (an unreachable one cannot confirm; it is expunged in its time).
+        if demand.done {
+            let st = self.state();
+            demand.done = st
+                .app_instances(&action.app)
+                .iter()
+                .all(|i| i.goal == Goal::Running || i.state == TaskState::TaskUnreachable);
+        }
+        demand
+    }
+
+    fn action_demand(&self, plan: &DeploymentPlan, action: &Action, now: Timestamp) -> Demand {
         let st = self.state();
         let counting = st.counting_instances(&action.app, now);
         match action.kind {
