@@ -383,6 +383,35 @@ async fn group_with_dependencies_deploys_in_order() {
     assert_eq!(scaled.status, 200, "{}", scaled.text);
     marathon.wait_running("/shop/db", 2, WAIT).await;
     marathon.wait_running("/shop/web", 2, WAIT).await;
+    marathon.wait_for_deployments(WAIT).await;
+
+    // The group's versions are listed newest first; rolling back to the
+    // first one brings both apps back to one instance.
+    let versions = marathon.get("/v2/groups/shop/versions").await;
+    let versions = versions.as_array().unwrap().clone();
+    assert!(versions.len() >= 2, "{versions:?}");
+    assert!(versions[0].as_str() > versions[1].as_str());
+    let first = versions.last().unwrap().as_str().unwrap();
+    let rolled = marathon
+        .call(
+            "PUT",
+            "/v2/groups/shop",
+            Some(&json!({ "version": first }).to_string()),
+        )
+        .await;
+    assert_eq!(rolled.status, 200, "{}", rolled.text);
+    marathon.wait_for_deployments(WAIT).await;
+    marathon.wait_running("/shop/db", 1, WAIT).await;
+    marathon.wait_running("/shop/web", 1, WAIT).await;
+    assert!(
+        marathon
+            .get("/v2/groups/versions")
+            .await
+            .as_array()
+            .unwrap()
+            .len()
+            >= 3
+    );
 
     // Deleting the group removes its apps.
     assert_eq!(

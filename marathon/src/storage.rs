@@ -11,6 +11,9 @@
 //! <root>/groups/<group safe id|_root> GroupMeta with its id (JSON)
 //! <root>/instances/<instance id>      one Instance (JSON)
 //! <root>/deployments/<id>             a running deployment: steps and app versions (JSON)
+//! <root>/group-versions/<safe id|_root>/<millis>/<n>
+//!                                     a group's subtree at a version: its groups and
+//!                                     the versions of its apps, in chunks of 2,000 apps
 //! ```
 //!
 //! App safe ids (`prod_web`) are unambiguous because `_` cannot appear in a
@@ -30,6 +33,9 @@ use crate::model::{AppDefinition, Instance, PathId, RootGroup, Timestamp};
 
 /// How many writes or reads are in flight at once.
 const PARALLELISM: usize = 64;
+
+/// Apps per chunk of a group version (about 100 bytes each: far below 1 MB).
+const APPS_PER_CHUNK: usize = 2000;
 
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +72,33 @@ struct StoredGroup {
     meta: GroupMeta,
 }
 
+/// A group's subtree at one version: app ids map to app versions.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct GroupSnapshot {
+    /// The groups of the subtree, the group itself included.
+    pub groups: BTreeMap<PathId, GroupMeta>,
+    /// The apps of the subtree and their versions.
+    pub apps: BTreeMap<PathId, Timestamp>,
+}
+
+impl GroupSnapshot {
+    /// The subtree of `group` in `root`.
+    pub fn of(root: &RootGroup, group: &PathId) -> Self {
+        GroupSnapshot {
+            groups: root
+                .groups
+                .iter()
+                .filter(|(id, _)| id.starts_with(group))
+                .map(|(id, meta)| (id.clone(), meta.clone()))
+                .collect(),
+            apps: root
+                .transitive_apps(group)
+                .map(|app| (app.id.clone(), app.version_or_epoch()))
+                .collect(),
+        }
+    }
+}
+
 /// One write of a batch.
 #[derive(Debug, Clone)]
 pub enum Write {
@@ -87,6 +120,8 @@ pub enum Write {
     DeleteDeployment(String),
     /// The framework id.
     FrameworkId(String),
+    /// A group's subtree at a version (for `/v2/groups/{id}/versions` and rollback).
+    GroupVersion(PathId, Timestamp, Box<GroupSnapshot>),
 }
 
 /// Everything loaded at startup.
@@ -282,8 +317,94 @@ impl Storage {
             Write::FrameworkId(id) => {
                 ops.push(Op::Put(self.key("framework-id"), id.into_bytes()));
             }
+            Write::GroupVersion(id, version, snapshot) => {
+                let prefix = self.group_versions_key(&id);
+                let millis = version.millis();
+                let apps: Vec<(PathId, Timestamp)> = snapshot.apps.into_iter().collect();
+                let chunks: Vec<&[(PathId, Timestamp)]> = if apps.is_empty() {
+                    vec![&[]]
+                } else {
+                    apps.chunks(APPS_PER_CHUNK).collect()
+                };
+                for (n, chunk) in chunks.into_iter().enumerate() {
+                    let part = GroupSnapshot {
+                        groups: if n == 0 {
+                            snapshot.groups.clone()
+                        } else {
+                            BTreeMap::new()
+                        },
+                        apps: chunk.iter().cloned().collect(),
+                    };
+                    ops.push(Op::Put(format!("{prefix}/{millis}/{n}"), to_json(&part)));
+                }
+                let versions = self.group_versions(&id).await?;
+                let mut all: BTreeSet<i64> = versions.iter().map(|v| v.millis()).collect();
+                all.insert(millis);
+                let excess = all.len().saturating_sub(self.max_versions);
+                for old in all.into_iter().take(excess) {
+                    for key in self.store.list(&format!("{prefix}/{old}")).await? {
+                        self.remember(&key).await?;
+                        ops.push(Op::Delete(key));
+                    }
+                }
+            }
         }
         Ok(())
+    }
+
+    fn group_versions_key(&self, id: &PathId) -> String {
+        self.key(&format!("group-versions/{}", group_key_name(id)))
+    }
+
+    /// The stored versions of a group, oldest first.
+    pub async fn group_versions(&self, id: &PathId) -> Result<Vec<Timestamp>, StorageError> {
+        let prefix = self.group_versions_key(id);
+        let versions: BTreeSet<i64> = self
+            .store
+            .list(&prefix)
+            .await?
+            .iter()
+            .filter_map(|k| k.strip_prefix(&format!("{prefix}/")))
+            .filter_map(|rest| rest.split('/').next()?.parse().ok())
+            .collect();
+        Ok(versions.into_iter().map(Timestamp).collect())
+    }
+
+    /// A group's subtree as it was at `version`, with its apps' definitions
+    /// (`None` if that version is not stored, or an app version was pruned).
+    pub async fn group_at(
+        &self,
+        id: &PathId,
+        version: Timestamp,
+    ) -> Result<Option<RootGroup>, StorageError> {
+        let prefix = format!("{}/{}", self.group_versions_key(id), version.millis());
+        let keys = self.store.list(&prefix).await?;
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        let mut snapshot = GroupSnapshot::default();
+        for key in keys {
+            if let Some(part) = self.get_json::<GroupSnapshot>(key).await? {
+                snapshot.groups.extend(part.groups);
+                snapshot.apps.extend(part.apps);
+            }
+        }
+        let mut root = RootGroup::empty(version);
+        root.groups.extend(snapshot.groups);
+        for ancestor in id.ancestors() {
+            root.groups
+                .entry(ancestor)
+                .or_insert_with(|| GroupMeta::new(version));
+        }
+        for (app, app_version) in snapshot.apps {
+            match self.app_version(&app, app_version).await? {
+                Some(definition) => {
+                    root.apps.insert(app, Arc::new(definition));
+                }
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(root))
     }
 
     /// Learns the store version of a key written by an earlier leader.

@@ -17,7 +17,7 @@ pub(super) async fn route(
     let m = &req.method;
     if rest.last() == Some(&"versions") && *m == Method::GET {
         let id = PathId::parse(&rest[..rest.len() - 1].join("/"));
-        return versions(ctx, &id);
+        return versions(ctx, &id).await;
     }
     let id = PathId::parse(&rest.join("/"));
     match *m {
@@ -78,13 +78,17 @@ fn show(ctx: &ApiContext, req: &Request, id: &PathId) -> Result<Reply, ApiError>
     Ok(json_reply(200, &value))
 }
 
-fn versions(ctx: &ApiContext, id: &PathId) -> Result<Reply, ApiError> {
-    let st = read(&ctx.state);
-    let group = st
-        .root
-        .group(id)
-        .ok_or_else(|| ApiError::unknown_group(id))?;
-    Ok(json_reply(200, &serde_json::json!([group.version])))
+async fn versions(ctx: &ApiContext, id: &PathId) -> Result<Reply, ApiError> {
+    if read(&ctx.state).root.group(id).is_none() {
+        return Err(ApiError::unknown_group(id));
+    }
+    let mut versions = ctx
+        .storage
+        .group_versions(id)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    versions.reverse();
+    Ok(json_reply(200, &serde_json::json!(versions)))
 }
 
 fn parse_update(req: &Request) -> Result<GroupUpdate, ApiError> {
@@ -125,18 +129,31 @@ async fn update(ctx: &ApiContext, req: &Request, id: PathId) -> Result<Reply, Ap
     let force = req.flag("force", false)?;
     let update = parse_update(req)?;
     let defaults = ctx.defaults.clone();
+    let rollback_to = match update.version {
+        Some(v)
+            if update.apps.is_none() && update.groups.is_none() && update.scale_by.is_none() =>
+        {
+            let old = ctx
+                .storage
+                .group_at(&id, v)
+                .await
+                .map_err(|e| ApiError::Unavailable(e.to_string()))?
+                .ok_or_else(|| {
+                    ApiError::NotFound(format!("Group '{id}' does not exist in version {v}"))
+                })?;
+            Some(old)
+        }
+        _ => None,
+    };
     let change: ChangeFn = Box::new(move |root: &RootGroup, version: Timestamp| {
+        if let Some(old) = rollback_to {
+            return Ok(root.with_group_from(&id, &old, version));
+        }
         if let Some(factor) = update.scale_by {
             if root.group(&id).is_none() {
                 return Err(ApiError::unknown_group(&id));
             }
             return Ok(root.scale_group(&id, factor, version));
-        }
-        if update.version.is_some() {
-            return Err(ApiError::invalid(
-                "/version",
-                "Rolling a group back to an earlier version is not supported; roll back its apps with PUT /v2/apps/{id} and {\"version\": ...}",
-            ));
         }
         root.apply_update(&id, update, version, &defaults)
     });

@@ -14,7 +14,7 @@ use crate::model::instance::Goal;
 use crate::model::validation::validate_root;
 use crate::model::{Instance, PathId, RootGroup, Timestamp};
 use crate::scheduler::ports::assign_service_ports;
-use crate::storage::Write;
+use crate::storage::{GroupSnapshot, Write};
 
 impl Core {
     /// Computes, validates, stores and starts a change. `decommission`
@@ -60,6 +60,7 @@ impl Core {
         }
         new_plan.id = uuid::Uuid::new_v4().to_string();
         let mut writes = root_writes(&current, &target);
+        writes.extend(group_version_writes(&current, &target));
         for id in &conflicting {
             writes.push(Write::DeleteDeployment(id.clone()));
         }
@@ -300,6 +301,22 @@ fn root_writes(current: &RootGroup, target: &RootGroup) -> Vec<Write> {
         }
     }
     writes
+}
+
+/// A snapshot of every group whose version changed, for group rollback.
+fn group_version_writes(current: &RootGroup, target: &RootGroup) -> Vec<Write> {
+    target
+        .groups
+        .iter()
+        .filter(|(id, meta)| current.groups.get(*id).map(|m| m.version) != Some(meta.version))
+        .map(|(id, meta)| {
+            Write::GroupVersion(
+                id.clone(),
+                meta.version,
+                Box::new(GroupSnapshot::of(target, id)),
+            )
+        })
+        .collect()
 }
 
 /// The plan as events carry it.
