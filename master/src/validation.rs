@@ -89,7 +89,11 @@ pub fn validate_task(task: &TaskInfo, ctx: &LaunchContext<'_>) -> Result<(), Str
         if shell && command.value.as_deref().is_none_or(str::is_empty) {
             return Err("Shell command of task is empty".into());
         }
-        if !shell && command.value.as_deref().is_none_or(str::is_empty) {
+        // A Docker container without a program runs its image's entrypoint.
+        let runs_image = task.container.as_ref().is_some_and(|c| {
+            c.r#type == agora_proto::container_info::Type::Docker as i32 && c.docker.is_some()
+        });
+        if !shell && !runs_image && command.value.as_deref().is_none_or(str::is_empty) {
             return Err(
                 "'CommandInfo.value' (the program) must be set when 'shell' is false".into(),
             );
@@ -167,6 +171,25 @@ mod tests {
     #[test]
     fn accepts_a_good_task() {
         assert_eq!(check(&task("t1")), Ok(()));
+    }
+
+    #[test]
+    fn a_docker_task_may_run_its_image_entrypoint() {
+        let mut t = task("t1");
+        t.command = Some(CommandInfo {
+            shell: Some(false),
+            ..Default::default()
+        });
+        assert!(check(&t).is_err(), "no program and no image");
+        t.container = Some(agora_proto::ContainerInfo {
+            r#type: agora_proto::container_info::Type::Docker as i32,
+            docker: Some(agora_proto::container_info::DockerInfo {
+                image: "busybox".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        assert_eq!(check(&t), Ok(()));
     }
 
     #[test]
