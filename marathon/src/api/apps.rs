@@ -477,12 +477,7 @@ async fn versions(ctx: &ApiContext, id: &PathId) -> Result<Reply, ApiError> {
     if read(&ctx.state).root.app(id).is_none() {
         return Err(ApiError::unknown_app(id));
     }
-    let mut versions = ctx
-        .storage
-        .app_versions(id)
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    versions.reverse();
+    let versions = super::newest_first(ctx.storage.app_versions(id).await)?;
     Ok(json_reply(200, &json!({ "versions": versions })))
 }
 

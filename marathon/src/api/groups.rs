@@ -82,12 +82,7 @@ async fn versions(ctx: &ApiContext, id: &PathId) -> Result<Reply, ApiError> {
     if read(&ctx.state).root.group(id).is_none() {
         return Err(ApiError::unknown_group(id));
     }
-    let mut versions = ctx
-        .storage
-        .group_versions(id)
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    versions.reverse();
+    let versions = super::newest_first(ctx.storage.group_versions(id).await)?;
     Ok(json_reply(200, &serde_json::json!(versions)))
 }
 

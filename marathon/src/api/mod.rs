@@ -149,6 +149,15 @@ pub fn deployment_reply(status: u16, result: &DeploymentResult) -> Reply {
     reply
 }
 
+/// Stored versions, newest first, as `/versions` endpoints list them.
+pub fn newest_first(
+    versions: Result<Vec<crate::model::Timestamp>, crate::storage::StorageError>,
+) -> Result<Vec<crate::model::Timestamp>, ApiError> {
+    let mut versions = versions.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    versions.reverse();
+    Ok(versions)
+}
+
 fn error_reply(e: &ApiError) -> Reply {
     json_reply(e.status(), &e.body())
 }
