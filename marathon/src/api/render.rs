@@ -6,6 +6,7 @@ use std::time::Instant;
 use serde_json::{json, Map, Value};
 
 use crate::core::state::{QueueEntry, State};
+use crate::model::TaskStateExt;
 use crate::model::{AppDefinition, Instance};
 
 /// What to embed in an app (`embed=app.tasks` and the like, prefixes stripped).

@@ -6,6 +6,7 @@ use super::apps::kill_reply;
 use super::{empty_reply, json_reply, ApiContext, Reply, Request};
 use crate::core::read;
 use crate::error::ApiError;
+use crate::model::TaskStateExt;
 use crate::model::{parse_json, Instance};
 
 /// `GET /v2/tasks[?status=running]`: JSON, or Marathon's tab-separated text for `Accept: text/plain`.

@@ -13,6 +13,7 @@ use super::state::{Backoff, TaskFailure};
 use super::{Core, CoreError};
 use crate::model::app::UnreachableStrategy;
 use crate::model::instance::Goal;
+use crate::model::TaskStateExt;
 use crate::model::{Instance, TaskState, Timestamp};
 use crate::storage::Write;
 
@@ -188,7 +189,7 @@ fn condition_name(state: TaskState) -> &'static str {
         TaskState::TaskError => "Error",
         TaskState::TaskLost => "Unreachable",
         TaskState::TaskUnreachable => "Unreachable",
-        TaskState::TaskGone => "Gone",
+        TaskState::TaskGone | TaskState::TaskGoneByOperator => "Gone",
         TaskState::TaskDropped => "Dropped",
         TaskState::TaskUnknown => "Unknown",
     }

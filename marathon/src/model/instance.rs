@@ -10,104 +10,53 @@ use serde::{Deserialize, Serialize};
 use super::path::PathId;
 use super::timestamp::Timestamp;
 
-/// Mesos task states as Marathon shows them (`TASK_RUNNING`, ...).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum TaskState {
-    /// Launched, not yet confirmed by the agent (Marathon's "Provisioned").
-    TaskStaging,
-    /// The agent is starting it.
-    TaskStarting,
-    /// Running.
-    TaskRunning,
-    /// Being killed.
-    TaskKilling,
-    /// Ended with exit status 0.
-    TaskFinished,
-    /// Ended with a failure.
-    TaskFailed,
-    /// Killed.
-    TaskKilled,
-    /// Invalid task.
-    TaskError,
-    /// Lost (frameworks not partition-aware).
-    TaskLost,
-    /// On an agent that cannot be reached.
-    TaskUnreachable,
-    /// Gone with its agent.
-    TaskGone,
-    /// Never started.
-    TaskDropped,
-    /// Unknown to the master.
-    TaskUnknown,
+/// Mesos task states (Marathon shows their Mesos names, `TASK_RUNNING`).
+pub use agora_proto::TaskState;
+
+/// How Marathon reads a task state.
+pub trait TaskStateExt: Sized {
+    /// Maps a Mesos state number (unknown numbers are `TASK_UNKNOWN`).
+    fn from_mesos(state: i32) -> Self;
+    /// Whether the task ended for good: Mesos' terminal states, and
+    /// `TASK_UNKNOWN` (the master has no such task).
+    fn is_terminal(&self) -> bool;
+    /// Whether it ended in a way that counts as a failure for backoff.
+    fn is_failure(&self) -> bool;
+    /// Mesos' name (`TASK_RUNNING`).
+    fn as_str(&self) -> &'static str;
 }
 
-impl TaskState {
-    /// Maps a Mesos state number (`agora_proto::TaskState as i32`).
-    pub fn from_mesos(state: i32) -> Self {
-        use agora_proto::TaskState as M;
-        match M::try_from(state).unwrap_or(M::TaskUnknown) {
-            M::TaskStaging => TaskState::TaskStaging,
-            M::TaskStarting => TaskState::TaskStarting,
-            M::TaskRunning => TaskState::TaskRunning,
-            M::TaskKilling => TaskState::TaskKilling,
-            M::TaskFinished => TaskState::TaskFinished,
-            M::TaskFailed => TaskState::TaskFailed,
-            M::TaskKilled => TaskState::TaskKilled,
-            M::TaskError => TaskState::TaskError,
-            M::TaskLost => TaskState::TaskLost,
-            M::TaskUnreachable => TaskState::TaskUnreachable,
-            M::TaskGone | M::TaskGoneByOperator => TaskState::TaskGone,
-            M::TaskDropped => TaskState::TaskDropped,
-            M::TaskUnknown => TaskState::TaskUnknown,
-        }
+impl TaskStateExt for TaskState {
+    fn from_mesos(state: i32) -> Self {
+        TaskState::try_from(state).unwrap_or(TaskState::TaskUnknown)
     }
 
-    /// Whether the task ended for good.
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            TaskState::TaskFinished
-                | TaskState::TaskFailed
-                | TaskState::TaskKilled
-                | TaskState::TaskError
-                | TaskState::TaskLost
-                | TaskState::TaskGone
-                | TaskState::TaskDropped
-                | TaskState::TaskUnknown
-        )
+    fn is_terminal(&self) -> bool {
+        agora_common::task_state::is_terminal(*self) || *self == TaskState::TaskUnknown
     }
 
-    /// Whether it ended in a way that counts as a failure for backoff.
-    pub fn is_failure(self) -> bool {
-        matches!(
-            self,
-            TaskState::TaskFailed
-                | TaskState::TaskError
-                | TaskState::TaskLost
-                | TaskState::TaskGone
-                | TaskState::TaskDropped
-                | TaskState::TaskFinished
-        )
+    fn is_failure(&self) -> bool {
+        self.is_terminal() && !matches!(self, TaskState::TaskKilled | TaskState::TaskUnknown)
     }
 
-    /// Marathon's name (`TASK_RUNNING`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskState::TaskStaging => "TASK_STAGING",
-            TaskState::TaskStarting => "TASK_STARTING",
-            TaskState::TaskRunning => "TASK_RUNNING",
-            TaskState::TaskKilling => "TASK_KILLING",
-            TaskState::TaskFinished => "TASK_FINISHED",
-            TaskState::TaskFailed => "TASK_FAILED",
-            TaskState::TaskKilled => "TASK_KILLED",
-            TaskState::TaskError => "TASK_ERROR",
-            TaskState::TaskLost => "TASK_LOST",
-            TaskState::TaskUnreachable => "TASK_UNREACHABLE",
-            TaskState::TaskGone => "TASK_GONE",
-            TaskState::TaskDropped => "TASK_DROPPED",
-            TaskState::TaskUnknown => "TASK_UNKNOWN",
-        }
+    fn as_str(&self) -> &'static str {
+        agora_common::task_state::name(*self)
+    }
+}
+
+/// Serializes a task state as its Mesos name.
+mod state_name {
+    use super::{TaskState, TaskStateExt};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(state: &TaskState, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(state.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<TaskState, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        agora_common::task_state::parse(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown task state {name}")))
     }
 }
 
@@ -143,6 +92,7 @@ pub struct Instance {
     #[serde(default)]
     pub ports: Vec<u32>,
     /// Latest known task state.
+    #[serde(with = "state_name")]
     pub state: TaskState,
     /// What Marathon wants of it.
     pub goal: Goal,
@@ -223,10 +173,11 @@ mod tests {
             TaskState::TaskRunning
         );
         assert!(TaskState::TaskKilled.is_terminal());
+        assert!(TaskState::TaskUnknown.is_terminal());
         assert!(!TaskState::TaskKilled.is_failure());
-        assert_eq!(
-            serde_json::to_value(TaskState::TaskRunning).unwrap(),
-            "TASK_RUNNING"
-        );
+        assert!(TaskState::TaskFailed.is_failure());
+        assert!(!TaskState::TaskUnreachable.is_terminal());
+        assert_eq!(TaskState::TaskRunning.as_str(), "TASK_RUNNING");
+        assert_eq!(TaskState::from_mesos(999), TaskState::TaskUnknown);
     }
 }

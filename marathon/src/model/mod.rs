@@ -10,7 +10,7 @@ pub mod validation;
 
 pub use app::{AppDefaults, AppDefinition};
 pub use group::RootGroup;
-pub use instance::{Instance, TaskState};
+pub use instance::{Instance, TaskState, TaskStateExt};
 pub use path::PathId;
 pub use timestamp::Timestamp;
 
