@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde_json::json;
 use tracing::info;
 
+use super::deployments::step_json;
 use super::state::RunningDeployment;
 use super::{ChangeFn, Core, CoreError, DeploymentResult, KillResult};
 use crate::deploy::plan::{plan, DeploymentPlan};
@@ -109,6 +110,12 @@ impl Core {
             "group_change_success",
             json!({"groupId": "/", "version": version}),
         );
+        if let Some(first) = new_plan.steps.first() {
+            self.ctx.events.publish(
+                "deployment_info",
+                json!({"plan": plan_event_json(&new_plan), "currentStep": step_json(first)}),
+            );
+        }
         info!(deployment = %new_plan.id, steps = new_plan.steps.len(), "deployment started");
         self.dirty.extend(new_plan.affected_apps());
         Ok(Ok(DeploymentResult {

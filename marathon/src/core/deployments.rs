@@ -351,9 +351,10 @@ fn scale_demand(app: Arc<AppDefinition>, counting: &[&Instance]) -> Demand {
     }
 }
 
-fn step_json(step: &crate::deploy::plan::Step) -> serde_json::Value {
+/// A step as events carry it.
+pub(super) fn step_json(step: &crate::deploy::plan::Step) -> serde_json::Value {
     json!({"actions": step.actions.iter().map(|a| json!({
-        "action": format!("{:?}", a.kind),
+        "action": a.kind.as_str(),
         "app": a.app,
     })).collect::<Vec<_>>()})
 }
