@@ -415,6 +415,32 @@ async fn events_stream_as_server_sent_events() {
     assert_eq!(event["uri"], "/v2/apps");
     assert_eq!(event["appDefinition"]["id"], "/ev");
     assert!(event["timestamp"].as_str().unwrap().ends_with('Z'));
+
+    // A subscriber that goes away is announced to the others.
+    let watcher = reqwest::Client::new()
+        .get(format!(
+            "{}/v2/events?event_type=event_stream_detached",
+            marathon.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    let mut watcher = watcher.bytes_stream();
+    drop(stream);
+    let mut detached = String::new();
+    assert_eventually!(
+        Duration::from_secs(30),
+        {
+            if let Ok(Some(Ok(chunk))) =
+                tokio::time::timeout(Duration::from_millis(200), watcher.next()).await
+            {
+                detached.push_str(&String::from_utf8_lossy(&chunk));
+            }
+            detached.contains("event: event_stream_detached")
+        },
+        "no event_stream_detached: {detached}"
+    );
+    drop(watcher);
     marathon.stop().await;
     cluster.stop().await;
 }

@@ -15,6 +15,21 @@ use super::{ApiContext, Reply, Request};
 /// Time between keep-alive lines.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
+/// Announces `event_stream_detached` when a subscriber's stream is dropped.
+struct Detached {
+    events: crate::events::EventBus,
+    remote: String,
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        self.events.publish(
+            "event_stream_detached",
+            json!({"remoteAddress": self.remote}),
+        );
+    }
+}
+
 pub(super) fn stream(ctx: &ApiContext, req: &Request) -> Reply {
     let types = req.params("event_type");
     let rx = ctx.events.subscribe();
@@ -23,7 +38,13 @@ pub(super) fn stream(ctx: &ApiContext, req: &Request) -> Reply {
         "event_stream_attached",
         json!({"remoteAddress": req.client_ip()}),
     );
+    let detached = Detached {
+        events: ctx.events.clone(),
+        remote: req.client_ip(),
+    };
     let events = BroadcastStream::new(rx).filter_map(move |item| {
+        // Owned by the stream: dropped (and announced) when the client goes.
+        let _detached = &detached;
         let wanted = item
             .ok()
             .filter(|event| types.is_empty() || types.iter().any(|t| *t == event.event_type));
