@@ -62,6 +62,14 @@ pub struct MarathonArgs {
     /// Time between task reconciliations.
     #[arg(long, default_value = "10mins", value_parser = duration, env = "AGORA_MARATHON_RECONCILIATION_INTERVAL")]
     pub reconciliation_interval: Duration,
+    /// Roll back and fail a deployment once its new tasks failed this many
+    /// times (0: retry forever, as Marathon does).
+    #[arg(
+        long,
+        default_value_t = 0,
+        env = "AGORA_MARATHON_DEPLOYMENT_MAX_TASK_FAILURES"
+    )]
+    pub deployment_max_task_failures: u32,
     /// Lowest service port assigned.
     #[arg(long, default_value_t = 10000, env = "AGORA_MARATHON_LOCAL_PORT_MIN")]
     pub local_port_min: u16,
@@ -107,6 +115,7 @@ impl MarathonArgs {
                 i64::from(self.local_port_max),
             ),
             ha: self.zk.is_some(),
+            deployment_max_task_failures: self.deployment_max_task_failures,
             ..MarathonConfig::default()
         })
     }

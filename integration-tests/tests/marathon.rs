@@ -773,3 +773,75 @@ async fn tasks_the_state_does_not_know_are_killed() {
     marathon.stop().await;
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_whose_tasks_keep_failing_fails_and_rolls_back() {
+    let cluster = cluster(1).await;
+    let marathon = Marathon::start_with(
+        &cluster,
+        std::sync::Arc::new(agora_coord::MemoryStore::new()),
+        |c| c.deployment_max_task_failures = 3,
+    )
+    .await;
+    let good = json!({"id": "/flaky", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16,
+        "backoffSeconds": 0, "upgradeStrategy": {"minimumHealthCapacity": 1, "maximumOverCapacity": 1}});
+    assert_eq!(
+        marathon
+            .call("POST", "/v2/apps", Some(&good.to_string()))
+            .await
+            .status,
+        201
+    );
+    marathon.wait_running("/flaky", 1, WAIT).await;
+    marathon.wait_for_deployments(WAIT).await;
+    let old_task = marathon.tasks_in_state("/flaky", "TASK_RUNNING").await[0]["id"].clone();
+    let events = reqwest::Client::new()
+        .get(format!(
+            "{}/v2/events?event_type=deployment_failed",
+            marathon.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    let mut events = events.bytes_stream();
+    // A broken version: its tasks never start (the artifact cannot be fetched).
+    let broken = marathon
+        .call(
+            "PUT",
+            "/v2/apps/flaky",
+            Some(r#"{"fetch": [{"uri": "file:///nonexistent/agora/artifact.tgz"}]}"#),
+        )
+        .await;
+    assert_eq!(broken.status, 200, "{}", broken.text);
+    let mut seen = String::new();
+    assert_eventually!(
+        WAIT,
+        {
+            if let Ok(Some(Ok(chunk))) = tokio::time::timeout(
+                Duration::from_millis(200),
+                futures::StreamExt::next(&mut events),
+            )
+            .await
+            {
+                seen.push_str(&String::from_utf8_lossy(&chunk));
+            }
+            seen.contains("event: deployment_failed")
+        },
+        "the deployment did not fail: {} {} {}",
+        marathon.get("/v2/apps/flaky").await,
+        marathon.get("/v2/queue").await,
+        marathon.get("/v2/deployments").await
+    );
+    assert!(seen.contains("rolled back"), "{seen}");
+    // The rollback deployment restores the previous command; the old task was never touched.
+    marathon.wait_for_deployments(WAIT).await;
+    assert_eq!(
+        marathon.get("/v2/apps/flaky").await["app"]["cmd"],
+        "sleep 1000"
+    );
+    let running = marathon.tasks_in_state("/flaky", "TASK_RUNNING").await;
+    assert_eq!(running.len(), 1);
+    assert_eq!(running[0]["id"], old_task);
+    marathon.stop().await;
+    cluster.stop().await;
+}

@@ -38,6 +38,9 @@ pub struct MarathonConfig {
     pub tick: Duration,
     /// Whether leadership is elected (HA) or this instance always leads.
     pub ha: bool,
+    /// A deployment whose new tasks fail this many times is rolled back and
+    /// reported failed (0: never, as Marathon, which retries forever).
+    pub deployment_max_task_failures: u32,
 }
 
 impl Default for MarathonConfig {
@@ -59,6 +62,7 @@ impl Default for MarathonConfig {
             service_ports: (10000, 20000),
             tick: Duration::from_millis(500),
             ha: false,
+            deployment_max_task_failures: 0,
         }
     }
 }

@@ -190,6 +190,21 @@ impl Storage {
         Ok(())
     }
 
+    async fn put_once(&self, key: String, data: Vec<u8>) -> Result<(), StorageError> {
+        match self.store.put(&key, data, None).await {
+            Ok(version) => {
+                self.lock().insert(key, version);
+                Ok(())
+            }
+            // Written before (by this leader or an earlier one): versions never change.
+            Err(StoreError::VersionMismatch { found: Some(v), .. }) => {
+                self.lock().insert(key, v);
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn delete(&self, key: String) -> Result<(), StorageError> {
         let Some(expected) = self.known_version(&key) else {
             return Ok(());
@@ -250,6 +265,7 @@ impl Storage {
             .map(|op| async move {
                 match op {
                     Op::Put(key, data) => self.put(key, data).await,
+                    Op::PutOnce(key, data) => self.put_once(key, data).await,
                     Op::Delete(key) => self.delete(key).await,
                 }
             })
@@ -267,7 +283,7 @@ impl Storage {
                 ops.push(Op::Put(self.key(&format!("apps/{safe}")), data.clone()));
                 let versions_key = self.key(&format!("versions/{safe}/{version}"));
                 if self.known_version(&versions_key).is_none() {
-                    ops.push(Op::Put(versions_key, data));
+                    ops.push(Op::PutOnce(versions_key, data));
                 }
                 for old in self.versions_to_prune(&app.id, version).await? {
                     ops.push(Op::Delete(old));
@@ -530,13 +546,15 @@ impl Storage {
 
 enum Op {
     Put(String, Vec<u8>),
+    /// An immutable value (an app version): written if absent, else kept.
+    PutOnce(String, Vec<u8>),
     Delete(String),
 }
 
 impl Op {
     fn key(&self) -> &str {
         match self {
-            Op::Put(key, _) | Op::Delete(key) => key,
+            Op::Put(key, _) | Op::PutOnce(key, _) | Op::Delete(key) => key,
         }
     }
 }

@@ -238,6 +238,32 @@ impl Core {
         Ok(result.map(Some))
     }
 
+    /// Ends a deployment as failed and rolls its apps back to what they were.
+    pub(super) async fn fail_deployment(
+        &mut self,
+        id: &str,
+        reason: &str,
+    ) -> Result<(), CoreError> {
+        let Some(running) = self.state().deployments.get(id).cloned() else {
+            return Ok(());
+        };
+        self.persist(vec![Write::DeleteDeployment(id.to_string())])
+            .await?;
+        self.state_mut().deployments.remove(id);
+        tracing::warn!(deployment = %id, %reason, "deployment failed");
+        self.ctx.events.publish(
+            "deployment_failed",
+            json!({"id": id, "plan": plan_event_json(&running.plan), "reason": reason}),
+        );
+        let plan = running.plan.clone();
+        let change: ChangeFn =
+            Box::new(move |root: &RootGroup, version: Timestamp| Ok(plan.revert(root, version)));
+        if let Err(e) = self.apply_change(change, true, Vec::new()).await? {
+            tracing::warn!(deployment = %id, error = %e, "rolling back a failed deployment was refused");
+        }
+        Ok(())
+    }
+
     /// Sends a kill for an instance's task, with its app's grace period.
     pub(super) async fn kill_instance(&self, instance: &Instance) {
         let grace = self

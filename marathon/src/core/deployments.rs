@@ -132,8 +132,12 @@ impl Core {
                     .version_info
                     .map(|v| v.last_config_change_at)
                     .unwrap_or_else(|| app.version_or_epoch());
-                let (new, old): (Vec<&Instance>, Vec<&Instance>) =
-                    counting.iter().partition(|i| i.app_version >= changed_at);
+                // Instances of a version between the last config change and
+                // the target version run the target's configuration.
+                let target_version = app.version_or_epoch();
+                let (new, old): (Vec<&Instance>, Vec<&Instance>) = counting
+                    .iter()
+                    .partition(|i| i.app_version >= changed_at && i.app_version <= target_version);
                 let view = RestartView {
                     target: app.instances.max(0) as u32,
                     old_active: old.len() as u32,

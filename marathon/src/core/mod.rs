@@ -218,6 +218,8 @@ pub(crate) struct Core {
     /// Apps whose demand must be recomputed.
     dirty: BTreeSet<PathId>,
     last_full_check: Instant,
+    /// Failed tasks of each running deployment's new versions.
+    deployment_failures: std::collections::HashMap<String, u32>,
 }
 
 /// Leads until `stop` fires or storage fails: loads the state, subscribes,
@@ -269,6 +271,7 @@ pub async fn run(
         subscribed: false,
         dirty: BTreeSet::new(),
         last_full_check: Instant::now(),
+        deployment_failures: std::collections::HashMap::new(),
     };
     core.mark_all_dirty();
     let mut ticker = tokio::time::interval(tick);

@@ -82,6 +82,9 @@ impl Core {
                     );
                 }
             }
+            if failed {
+                self.count_deployment_failure(&instance, &message).await?;
+            }
         } else if previous != state || status.healthy.is_some() {
             self.persist(vec![Write::Instance(Box::new(instance.clone()))])
                 .await?;
@@ -109,6 +112,45 @@ impl Core {
             );
         }
         self.dirty.insert(instance.app_id.clone());
+        Ok(())
+    }
+
+    /// Counts a failed task against the deployments rolling out its
+    /// version; past `deployment_max_task_failures` the deployment fails and
+    /// is rolled back.
+    async fn count_deployment_failure(
+        &mut self,
+        instance: &Instance,
+        message: &str,
+    ) -> Result<(), CoreError> {
+        let limit = self.ctx.config.deployment_max_task_failures;
+        if limit == 0 {
+            return Ok(());
+        }
+        let rolling: Vec<String> = self
+            .state()
+            .deployments
+            .values()
+            .filter(|d| {
+                d.plan
+                    .target
+                    .get(&instance.app_id)
+                    .is_some_and(|app| app.version_or_epoch() == instance.app_version)
+            })
+            .map(|d| d.plan.id.clone())
+            .collect();
+        for id in rolling {
+            let count = self.deployment_failures.entry(id.clone()).or_default();
+            *count += 1;
+            if *count >= limit {
+                let reason = format!(
+                    "{limit} tasks of {} failed during the deployment (last: {message}); rolled back",
+                    instance.app_id
+                );
+                self.deployment_failures.remove(&id);
+                self.fail_deployment(&id, &reason).await?;
+            }
+        }
         Ok(())
     }
 

@@ -300,7 +300,12 @@ impl DeploymentPlan {
         for id in self.affected_apps() {
             match self.original.get(&id) {
                 Some(app) => {
-                    root.put_app_if_changed(AppDefinition::clone(app), version);
+                    if root.app(&id) != Some(app) {
+                        root.put_app(AppDefinition::clone(app), version);
+                        // The original keeps its own version: the instances
+                        // still running it must not be replaced by the rollback.
+                        root.apps.insert(id.clone(), app.clone());
+                    }
                 }
                 None => {
                     root.remove_app(&id, version);
@@ -575,7 +580,10 @@ mod tests {
         assert_eq!(ids, vec!["/gone", "/keep", "/up"]);
         let up = back.app(&p("/up")).unwrap();
         assert_eq!((up.instances, up.cmd.as_deref()), (1, Some("sleep 100")));
-        assert_eq!(up.version_info.unwrap().last_config_change_at, t(3));
+        // The originals come back as they were, versions included: the
+        // instances still running them are the target's.
+        assert_eq!(up.version, Some(t(1)));
+        assert_eq!(up.version_info.unwrap().last_config_change_at, t(1));
         assert_eq!(back.app(&p("/keep")).unwrap().version, Some(t(1)));
 
         // Planning the rollback undoes the deployment.
