@@ -55,6 +55,23 @@ fn bad_flags_exit_with_one_line_naming_the_flag() {
         "--cpus",
     );
     one_line_error(&["local", "--agents", "0"], "--agents");
+    one_line_error(&["marathon", "--master", "nowhere"], "--master");
+    one_line_error(
+        &[
+            "marathon",
+            "--master",
+            "127.0.0.1:1",
+            "--local-port-min",
+            "20000",
+            "--local-port-max",
+            "10000",
+        ],
+        "--local-port-min",
+    );
+    one_line_error(
+        &["marathon", "--master", "127.0.0.1:1", "--http-port", "http"],
+        "--http-port",
+    );
 }
 
 /// `agora local` in the background, stopped with SIGTERM on drop.
