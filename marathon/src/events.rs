@@ -2,11 +2,15 @@
 //! shared by all subscribers. A subscriber that falls more than the buffer
 //! behind loses events (and is told so by a gap), as Marathon drops slow
 //! consumers rather than slowing the scheduler.
+//!
+//! When a leader's term ends, its streams end too ([`EventBus::end_streams`]):
+//! a client then reconnects and is forwarded to the new leader, instead of
+//! listening to an instance that has nothing more to say.
 
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::model::Timestamp;
 
@@ -26,6 +30,8 @@ pub struct Event {
 #[derive(Debug, Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<Arc<Event>>,
+    /// Bumped to end the open streams.
+    ends: Arc<watch::Sender<u64>>,
 }
 
 impl Default for EventBus {
@@ -39,6 +45,21 @@ impl EventBus {
     pub fn new() -> Self {
         EventBus {
             tx: broadcast::channel(BUFFER).0,
+            ends: Arc::new(watch::channel(0).0),
+        }
+    }
+
+    /// Ends every stream open now (a leader's term ended).
+    pub fn end_streams(&self) {
+        self.ends.send_modify(|n| *n += 1);
+    }
+
+    /// Completes when the streams open now are to end.
+    pub fn streams_ended(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut ends = self.ends.subscribe();
+        async move {
+            // The sender lives as long as the bus: an error means it is gone.
+            let _ = ends.changed().await;
         }
     }
 
@@ -82,5 +103,22 @@ mod tests {
         assert_eq!(body["appId"], "/a");
         assert_eq!(body["eventType"], "app_terminated_event");
         assert!(body["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[tokio::test]
+    async fn ending_streams_wakes_those_open_now() {
+        let bus = EventBus::new();
+        let ended = bus.streams_ended();
+        bus.end_streams();
+        tokio::time::timeout(std::time::Duration::from_secs(5), ended)
+            .await
+            .expect("ended");
+        let later = bus.streams_ended();
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), later)
+                .await
+                .is_err(),
+            "a stream opened later stays open"
+        );
     }
 }

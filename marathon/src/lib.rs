@@ -3,9 +3,17 @@
 //! master only through `agora-sdk`.
 //!
 //! [`start`] serves the API at once and contends for leadership; while it
-//! leads, the core (see [`core`]) loads the stored state, subscribes to the
-//! master and carries out changes. A standby forwards API calls to the
-//! leader.
+//! leads, the core (see [`core`]) claims the store, loads the stored state,
+//! subscribes to the master with the stored framework id and carries out
+//! changes. A standby forwards API calls to the leader it detects, and
+//! answers 503 while it knows none.
+//!
+//! A term ends when the election says so (the core is dropped at once, mid
+//! write if need be), when the master reports that another instance
+//! subscribed as the framework, when a store write fails (a newer leader
+//! claimed the store: see [`storage`]), or on `DELETE /v2/leader`. Then the
+//! instance forgets the term's state, ends its event streams, leaves the
+//! election and contends again.
 
 pub mod api;
 pub mod config;
@@ -163,6 +171,12 @@ fn election_info(config: &MarathonConfig) -> Vec<u8> {
 type MarathonInfo = MasterInfoJson;
 
 /// Contends for leadership, runs the core while elected, follows the leader otherwise.
+///
+/// Losing leadership drops the core at once: whatever it was doing (a store
+/// write, a call to the master) is cancelled at its next await, so nothing
+/// is written after this instance learns it no longer leads (and what is
+/// already on its way is fenced off by the store, see [`storage`]). Shutdown
+/// and abdication stop it gracefully instead: it still leads meanwhile.
 async fn lead(
     ctx: CoreContext,
     coordination: Coordination,
@@ -171,11 +185,11 @@ async fn lead(
     mut shutdown: Shutdown,
 ) {
     let own = format!("{}:{}", ctx.config.hostname, ctx.config.http_addr.port());
-    let follower = tokio::spawn(follow_leader(
+    let _follower = AbortOnDrop(tokio::spawn(follow_leader(
         coordination.leader.clone(),
         ctx.state.clone(),
         own.clone(),
-    ));
+    )));
     loop {
         let mut leadership = coordination
             .election
@@ -187,7 +201,7 @@ async fn lead(
                 break;
             }
             tokio::select! {
-                _ = shutdown.wait() => { follower.abort(); return; }
+                _ = shutdown.wait() => return,
                 changed = leadership.changed() => if changed.is_err() {
                     warn!("the election ended; contending again");
                     break;
@@ -208,52 +222,58 @@ async fn lead(
             st.leadership.leader = Some(own.clone());
         }
         let (stop_trigger, stop) = agora_common::shutdown::channel();
-        let mut leadership_watch = leadership.clone();
-        let mut outer = shutdown.clone();
-        let run = core::run(ctx.clone(), &mut commands, stop);
-        tokio::pin!(run);
+        let mut run = Box::pin(core::run(ctx.clone(), &mut commands, stop));
         let mut abdicated = false;
+        let mut stopping = false;
         let result = loop {
             tokio::select! {
                 result = &mut run => break result,
-                _ = outer.wait() => stop_trigger.fire(),
-                changed = leadership_watch.changed() => {
-                    if changed.is_err() || *leadership_watch.borrow() != LeadershipEvent::Elected {
+                changed = leadership.changed() => {
+                    if changed.is_err() || *leadership.borrow_and_update() != LeadershipEvent::Elected {
                         warn!("lost leadership; stopping at once");
-                        stop_trigger.fire();
+                        break Ok(());
                     }
                 }
-                Some(()) = abdicate.recv() => {
+                _ = shutdown.wait(), if !stopping => {
+                    stopping = true;
+                    stop_trigger.fire();
+                }
+                Some(()) = abdicate.recv(), if !stopping => {
                     info!("abdicating");
                     abdicated = true;
+                    stopping = true;
                     stop_trigger.fire();
                 }
             }
         };
+        // Cancels the core if it still runs (leadership lost).
+        drop(run);
         {
             let mut st = core::write_state(&ctx.state);
+            core::reset(&mut st);
             st.leadership.elected = false;
             if st.leadership.leader.as_deref() == Some(own.as_str()) {
                 st.leadership.leader = None;
             }
         }
+        // Clients of this term's streams reconnect and find the next leader.
+        ctx.events.end_streams();
         if let Err(e) = result {
             warn!(error = %e, "the scheduler stopped; stepping down");
         }
         // Leave the election (dropping the watch withdraws the candidacy).
         drop(leadership);
-        drop(leadership_watch);
         if shutdown.is_fired() {
-            follower.abort();
             return;
         }
+        // After abdicating, give another instance time to take over.
         let pause = if abdicated {
             Duration::from_secs(2)
         } else {
             Duration::from_millis(500)
         };
         tokio::select! {
-            _ = shutdown.wait() => { follower.abort(); return; }
+            _ = shutdown.wait() => return,
             _ = tokio::time::sleep(pause) => {}
         }
     }
@@ -261,25 +281,55 @@ async fn lead(
 
 use crate::core::Command;
 
-/// Keeps `leadership.leader` current while this instance does not lead.
+/// Aborts a task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How often an instance looks up the leader.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How long one look-up may take; past it, no leader is known.
+const DETECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Keeps `leadership.leader` current while this instance does not lead:
+/// the leader the detector finds now, or `None` while there is none (a
+/// standby then answers 503 rather than forwarding to a leader that is gone).
 async fn follow_leader(detector: Arc<dyn Detector>, state: SharedState, own: String) {
     let mut previous: Option<String> = None;
     loop {
-        let detected = detector.detect(previous.as_deref()).await;
-        {
-            let mut st = core::write_state(&state);
-            if !st.leadership.elected {
-                // Our own address while not leading is a stale record of a term that ended.
-                st.leadership.leader = detected.as_ref().ok().filter(|l| **l != own).cloned();
-            }
-        }
-        match detected {
-            Ok(leader) => previous = Some(leader),
-            Err(e) => {
+        // `detect(None)` answers at once whenever somebody leads; it waits
+        // only while nobody does, which the timeout turns into "unknown".
+        let detected = match tokio::time::timeout(DETECT_TIMEOUT, detector.detect(None)).await {
+            Ok(Ok(leader)) => Some(leader),
+            Ok(Err(e)) => {
                 tracing::debug!(error = %e, "no leading Marathon known");
-                previous = None;
+                None
             }
+            Err(_) => None,
+        };
+        // Our own address while not leading is our node of a term that has
+        // not started yet or has ended: nobody else to forward to.
+        let detected = detected.filter(|l| *l != own);
+        let following = {
+            let mut st = core::write_state(&state);
+            let following = !st.leadership.elected;
+            if following {
+                st.leadership.leader = detected.clone();
+            }
+            following
+        };
+        if following && detected != previous {
+            match &detected {
+                Some(leader) => info!(%leader, "following the leading Marathon"),
+                None => info!("no leading Marathon known"),
+            }
+            previous = detected;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(FOLLOW_INTERVAL).await;
     }
 }

@@ -14,11 +14,22 @@
 //! <root>/group-versions/<safe id|_root>/<millis>/<n>
 //!                                     a group's subtree at a version: its groups and
 //!                                     the versions of its apps, in chunks of 2,000 apps
+//! <root>/leader-epoch                 bumped by each leader when its term starts and before each batch
 //! ```
 //!
 //! App safe ids (`prod_web`) are unambiguous because `_` cannot appear in a
 //! path segment. Writes name the version last seen of their key, so a second
 //! writer (a deposed leader) fails instead of overwriting.
+//!
+//! Fencing: that alone does not stop a deposed leader from writing a key
+//! the new leader has only read. So a leader claims the epoch key when its
+//! term starts ([`Storage::claim`], before loading), and bumps it with the
+//! version it last saw before every batch: once a newer leader has claimed
+//! it, the deposed leader's next batch fails on the epoch and writes nothing.
+//! (A batch already past its epoch check when the new term starts can still
+//! land; the new leader's next write of such a key then fails, and it steps
+//! down and reloads. A store with multi-key transactions would close that
+//! window.)
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -36,6 +47,12 @@ const PARALLELISM: usize = 64;
 
 /// Apps per chunk of a group version (about 100 bytes each: far below 1 MB).
 const APPS_PER_CHUNK: usize = 2000;
+/// The key each leader bumps (see the module's documentation on fencing).
+pub const EPOCH_KEY: &str = "leader-epoch";
+
+/// The epoch is bumped with every batch; ZooKeeper counts versions in 32
+/// bits, so the key starts over (deleted and created anew) well before that.
+const EPOCH_ROLLOVER: u64 = 1 << 30;
 
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +60,9 @@ pub enum StorageError {
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A write before [`Storage::claim`].
+    #[error("the leader epoch was not claimed")]
+    NotClaimed,
     /// A stored value could not be read.
     #[error("corrupt value at '{key}': {reason}")]
     Corrupt {
@@ -144,6 +164,8 @@ pub struct Storage {
     max_versions: usize,
     /// The store version of every key this process read or wrote.
     versions: Mutex<HashMap<String, u64>>,
+    /// The epoch's version at which it starts over (see [`EPOCH_ROLLOVER`]).
+    epoch_rollover: u64,
 }
 
 impl std::fmt::Debug for Storage {
@@ -168,6 +190,7 @@ impl Storage {
             root: root.trim_end_matches('/').to_string(),
             max_versions: max_versions.max(1),
             versions: Mutex::new(HashMap::new()),
+            epoch_rollover: EPOCH_ROLLOVER,
         }
     }
 
@@ -181,6 +204,42 @@ impl Storage {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
         self.versions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn epoch_key(&self) -> String {
+        self.key(EPOCH_KEY)
+    }
+
+    /// Starts a term: forgets every version seen in an earlier term (another
+    /// leader may have written since) and claims the epoch, so that a
+    /// deposed leader's next batch fails. Call before [`Storage::load`].
+    pub async fn claim(&self) -> Result<(), StorageError> {
+        self.lock().clear();
+        let key = self.epoch_key();
+        let current = self.store.get(&key).await?.map(|v| v.version);
+        let version = self.store.put(&key, Vec::new(), current).await?;
+        self.lock().insert(key, version);
+        Ok(())
+    }
+
+    /// Bumps the epoch with the version this term last saw: fails once a
+    /// newer leader has claimed it.
+    async fn check_epoch(&self) -> Result<(), StorageError> {
+        let key = self.epoch_key();
+        let Some(expected) = self.known_version(&key) else {
+            return Err(StorageError::NotClaimed);
+        };
+        let version = if expected >= self.epoch_rollover {
+            // Start over before the store's counter overflows: deleting
+            // with the version seen fences exactly like bumping does, and
+            // whoever re-creates the key first holds it.
+            self.store.delete(&key, expected).await?;
+            self.store.put(&key, Vec::new(), None).await?
+        } else {
+            self.store.put(&key, Vec::new(), Some(expected)).await?
+        };
+        self.lock().insert(key, version);
+        Ok(())
     }
 
     async fn put(&self, key: String, data: Vec<u8>) -> Result<(), StorageError> {
@@ -243,8 +302,10 @@ impl Storage {
             .await
     }
 
-    /// Writes a batch, in parallel; the first failure is returned.
+    /// Writes a batch, in parallel, after checking the epoch; the first
+    /// failure is returned.
     pub async fn write(&self, writes: Vec<Write>) -> Result<(), StorageError> {
+        self.check_epoch().await?;
         let mut expanded = Vec::new();
         for write in writes {
             self.expand(write, &mut expanded).await?;
@@ -282,6 +343,9 @@ impl Storage {
                 let version = app.version_or_epoch().millis();
                 ops.push(Op::Put(self.key(&format!("apps/{safe}")), data.clone()));
                 let versions_key = self.key(&format!("versions/{safe}/{version}"));
+                // A version is immutable: written once (perhaps by an earlier
+                // leader, e.g. the original of a rollback), never again; a
+                // write that finds it stored keeps it (`put_once`).
                 if self.known_version(&versions_key).is_none() {
                     ops.push(Op::PutOnce(versions_key, data));
                 }
@@ -567,4 +631,134 @@ fn versions_of(apps: &BTreeMap<PathId, Arc<AppDefinition>>) -> BTreeMap<PathId, 
     apps.iter()
         .map(|(id, app)| (id.clone(), app.version_or_epoch()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agora_coord::MemoryStore;
+
+    fn app(id: &str, version: i64) -> Arc<AppDefinition> {
+        let mut app = AppDefinition::with_id(PathId::parse(id));
+        app.version = Some(Timestamp(version));
+        Arc::new(app)
+    }
+
+    fn mismatch(result: Result<(), StorageError>) -> bool {
+        matches!(
+            result,
+            Err(StorageError::Store(StoreError::VersionMismatch { .. }))
+        )
+    }
+
+    #[tokio::test]
+    async fn a_new_term_fences_the_last_leader_off() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let old = Storage::new(store.clone(), "/state", 5);
+        old.claim().await.expect("claim");
+        old.load().await.expect("load");
+        old.write(vec![Write::App(app("/a", 1))])
+            .await
+            .expect("the leader writes");
+
+        let new = Storage::new(store.clone(), "/state", 5);
+        new.claim().await.expect("claim");
+        let loaded = new.load().await.expect("load");
+        assert_eq!(loaded.root.apps.len(), 1);
+
+        // The deposed leader's next batch fails on the epoch, even for a key
+        // the new leader has not written: nothing of it lands.
+        assert!(mismatch(
+            old.write(vec![
+                Write::App(app("/b", 2)),
+                Write::DeleteApp(PathId::parse("/a"))
+            ])
+            .await
+        ));
+        assert_eq!(store.get("/state/apps/b").await.expect("get"), None);
+        assert!(store.get("/state/apps/a").await.expect("get").is_some());
+        new.write(vec![Write::App(app("/c", 3))])
+            .await
+            .expect("the new leader writes");
+    }
+
+    #[tokio::test]
+    async fn the_epoch_starts_over_and_still_fences() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let mut old = Storage::new(store.clone(), "/state", 5);
+        old.epoch_rollover = 2;
+        old.claim().await.expect("claim");
+        for i in 0..5 {
+            old.write(vec![Write::FrameworkId(format!("f{i}"))])
+                .await
+                .expect("the leader writes across rollovers");
+        }
+        let epoch = store.get("/state/leader-epoch").await.expect("get");
+        assert!(epoch.expect("epoch").version <= 2);
+        let new = Storage::new(store.clone(), "/state", 5);
+        new.claim().await.expect("claim");
+        for _ in 0..3 {
+            assert!(mismatch(
+                old.write(vec![Write::FrameworkId("stale".into())]).await
+            ));
+        }
+        new.load().await.expect("load");
+        new.write(vec![Write::FrameworkId("g".into())])
+            .await
+            .expect("the new leader writes");
+    }
+
+    #[tokio::test]
+    async fn writes_before_claiming_are_refused() {
+        let storage = Storage::new(Arc::new(MemoryStore::new()), "/state", 5);
+        assert!(matches!(
+            storage.write(vec![Write::FrameworkId("f".into())]).await,
+            Err(StorageError::NotClaimed)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_term_does_not_trust_versions_seen_in_an_earlier_one() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let first = Storage::new(store.clone(), "/state", 5);
+        first.claim().await.expect("claim");
+        first.load().await.expect("load");
+        first
+            .write(vec![
+                Write::App(app("/a", 1)),
+                Write::FrameworkId("f".into()),
+            ])
+            .await
+            .expect("write");
+
+        // Another leader changes what the first had written.
+        let other = Storage::new(store.clone(), "/state", 5);
+        other.claim().await.expect("claim");
+        other.load().await.expect("load");
+        other
+            .write(vec![
+                Write::App(app("/a", 2)),
+                Write::FrameworkId("g".into()),
+            ])
+            .await
+            .expect("write");
+
+        // The first leads again: it writes over what the other wrote, and
+        // writing a version stored earlier (a rollback) is no conflict.
+        first.claim().await.expect("claim");
+        let loaded = first.load().await.expect("load");
+        assert_eq!(loaded.framework_id.as_deref(), Some("g"));
+        first
+            .write(vec![
+                Write::App(app("/a", 1)),
+                Write::FrameworkId("h".into()),
+            ])
+            .await
+            .expect("a new term writes");
+        let versions = first
+            .app_versions(&PathId::parse("/a"))
+            .await
+            .expect("versions");
+        assert_eq!(versions, vec![Timestamp(1), Timestamp(2)]);
+    }
 }

@@ -61,8 +61,14 @@ pub(super) fn stream(ctx: &ApiContext, req: &Request) -> Reply {
     ticks.reset();
     let keep_alive = IntervalStream::new(ticks).map(|_| Bytes::from_static(b"\n"));
     let stop = ctx.shutdown.clone();
+    let term_ended = ctx.events.streams_ended();
     let body = stream::select(events, keep_alive)
-        .take_until(async move { stop.fired().await })
+        .take_until(async move {
+            tokio::select! {
+                _ = stop.fired() => {}
+                _ = term_ended => {}
+            }
+        })
         .map(Ok::<_, std::convert::Infallible>);
     let (parts, body) = warp::reply::Reply::into_response(warp::reply::stream(body)).into_parts();
     let mut reply = Response::from_parts(parts, body);

@@ -4,7 +4,8 @@
 //! segments because app and group ids are paths themselves (`/v2/apps/prod/web/tasks`)
 //! and repeated slashes must collapse as in Marathon. A standby instance
 //! forwards every call but `/ping`, `/metrics` and `GET /v2/leader` to the
-//! leader, streams included.
+//! leader, streams included, and answers 503 while it knows no leader (or
+//! only itself, between being elected and having loaded the state).
 
 mod apps;
 mod events;
@@ -211,30 +212,41 @@ pub async fn serve(
 }
 
 async fn handle(ctx: &ApiContext, req: Request) -> Reply {
-    if !is_local(&req) {
-        let leading = {
-            let st = crate::core::read(&ctx.state);
-            (
-                st.leadership.elected && st.ready,
-                st.leadership.leader.clone(),
-            )
+    let (elected, ready, leader) = {
+        let st = crate::core::read(&ctx.state);
+        (
+            st.leadership.elected,
+            st.ready,
+            st.leadership.leader.clone(),
+        )
+    };
+    let leading = elected && ready;
+    if !leading && !is_local(&req) {
+        let unavailable = |message: String| error_reply(&ApiError::Unavailable(message));
+        let own = own_address(ctx);
+        return match leader {
+            _ if elected => unavailable(format!(
+                "{own} was elected and is loading its state; try again shortly"
+            )),
+            // Forwarded already: the sender took this instance for the
+            // leader; forwarding again could loop between standbys.
+            Some(_) if req.headers.contains_key(proxy::VIA) => unavailable(format!(
+                "Could not determine the current leader: {own} does not lead"
+            )),
+            Some(leader) if leader != own => proxy::forward(ctx, &leader, req).await,
+            _ => unavailable("Could not determine the current leader".into()),
         };
-        match leading {
-            (true, _) => {}
-            (false, Some(leader)) if leader != own_address(ctx) => {
-                return proxy::forward(ctx, &leader, req).await;
-            }
-            _ => {
-                return error_reply(&ApiError::Unavailable(
-                    "Could not determine the current leader".into(),
-                ))
-            }
-        }
     }
-    match route(ctx, &req).await {
+    let mut reply = match route(ctx, &req).await {
         Ok(reply) => reply,
         Err(e) => error_reply(&e),
+    };
+    if leading {
+        if let Ok(url) = ctx.config.own_url().parse() {
+            reply.headers_mut().insert(proxy::LEADER, url);
+        }
     }
+    reply
 }
 
 /// Calls every instance answers itself.

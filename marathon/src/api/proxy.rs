@@ -1,10 +1,28 @@
-//! Forwarding calls from a standby to the leader, bodies streamed both ways
-//! (so `/v2/events` works through a standby too).
+//! Forwarding calls from a standby to the leader. The answer's body is
+//! streamed as it arrives (so `/v2/events` works through a standby too) and
+//! ends when the leader's does or when this instance stops.
+//!
+//! As in Marathon, the forwarded call carries `X-Marathon-Via: <standby>`
+//! (a standby never forwards a call that carries it), and so does the answer;
+//! the leader's answers carry `X-Marathon-Leader: <its URL>`.
 
-use futures::TryStreamExt;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
 use warp::http::Response;
 
 use super::{json_reply, ApiContext, Reply, Request};
+
+/// Names the standby that forwarded a call (and its answer).
+pub(super) const VIA: &str = "x-marathon-via";
+
+/// The leader's URL, on every answer of the leader.
+pub(super) const LEADER: &str = "x-marathon-leader";
+
+/// How long the leader may take to start answering (a frozen leader must
+/// not hang the standby's clients). Only the head is bounded: bodies, event
+/// streams above all, take as long as they take.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Headers that belong to one hop and are not forwarded.
 const HOP_BY_HOP: [&str; 8] = [
@@ -36,15 +54,22 @@ pub(super) async fn forward(ctx: &ApiContext, leader: &str, req: Request) -> Rep
         }
         outgoing = outgoing.header(n, value.as_bytes());
     }
-    outgoing = outgoing
-        .header("X-Marathon-Via", super::own_address(ctx))
-        .body(req.body.clone());
-    let answer = match outgoing.send().await {
-        Ok(a) => a,
-        Err(e) => {
+    let own = super::own_address(ctx);
+    outgoing = outgoing.header(VIA, own.as_str()).body(req.body);
+    let answer = match tokio::time::timeout(ANSWER_TIMEOUT, outgoing.send()).await {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => {
             return json_reply(
                 502,
                 &serde_json::json!({"message": format!("Could not reach the leader at {leader}: {e}")}),
+            )
+        }
+        Err(_) => {
+            return json_reply(
+                504,
+                &serde_json::json!({"message": format!(
+                    "The leader at {leader} did not answer within {ANSWER_TIMEOUT:?}"
+                )}),
             )
         }
     };
@@ -55,7 +80,13 @@ pub(super) async fn forward(ctx: &ApiContext, leader: &str, req: Request) -> Rep
         }
         builder = builder.header(name.as_str(), value.as_bytes());
     }
-    let body = answer.bytes_stream().map_err(std::io::Error::other);
+    builder = builder.header(VIA, own.as_str());
+    // Open streams must not keep this instance's server from stopping.
+    let stop = ctx.shutdown.clone();
+    let body = answer
+        .bytes_stream()
+        .map_err(std::io::Error::other)
+        .take_until(async move { stop.fired().await });
     let streamed = warp::reply::Reply::into_response(warp::reply::stream(body));
     let (_, body) = streamed.into_parts();
     builder.body(body).unwrap_or_else(|_| {

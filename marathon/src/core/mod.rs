@@ -40,6 +40,16 @@ pub fn read(state: &SharedState) -> std::sync::RwLockReadGuard<'_, State> {
     state.read().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Forgets everything but leadership: what a leader knows is loaded anew
+/// in each term, and a standby shows nothing of its own.
+pub(crate) fn reset(st: &mut State) {
+    let leadership = std::mem::take(&mut st.leadership);
+    *st = State {
+        leadership,
+        ..State::default()
+    };
+}
+
 pub(crate) fn write_state(state: &SharedState) -> std::sync::RwLockWriteGuard<'_, State> {
     state.write().unwrap_or_else(|e| e.into_inner())
 }
@@ -206,7 +216,13 @@ pub enum CoreError {
     /// Storage failed (or another leader wrote): stop leading.
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
+    /// Another scheduler subscribed as this framework (a newer leader).
+    #[error("another Marathon took the framework over")]
+    FailedOver,
 }
+
+/// What the master tells a scheduler whose framework another one subscribed as.
+const FAILED_OVER: &str = "Framework failed over";
 
 /// The core task's state beyond the shared [`State`].
 pub(crate) struct Core {
@@ -229,6 +245,9 @@ pub async fn run(
     commands: &mut mpsc::Receiver<Command>,
     mut stop: agora_common::shutdown::Shutdown,
 ) -> Result<(), CoreError> {
+    // Claim the store first: a deposed leader's writes fail from here on,
+    // so nothing it does can be missing from what is loaded next.
+    ctx.storage.claim().await?;
     let loaded = ctx.storage.load().await?;
     info!(
         apps = loaded.root.apps.len(),
@@ -238,9 +257,9 @@ pub async fn run(
     );
     {
         let mut st = write_state(&ctx.state);
+        // Nothing of an earlier term (queue, backoffs, ...) carries over.
+        reset(&mut st);
         st.root = loaded.root;
-        st.instances.clear();
-        st.by_app.clear();
         for (_, instance) in loaded.instances {
             st.put_instance(instance);
         }
@@ -288,6 +307,12 @@ pub async fn run(
                 None => break Ok(()),
             },
             event = sdk_events.recv() => match event {
+                Some(SchedulerEvent::Error(message)) if message == FAILED_OVER => {
+                    // Another instance subscribed as this framework: it
+                    // leads now, whatever this one still believes. Stop
+                    // without touching the store or the master.
+                    break Err(CoreError::FailedOver);
+                }
                 Some(SchedulerEvent::Error(message)) => {
                     // The master removed the framework (torn down, or its
                     // failover timeout passed): its tasks are gone; start afresh.
