@@ -14,7 +14,7 @@ mod offers;
 pub mod state;
 mod updates;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -217,6 +217,8 @@ pub(crate) struct Core {
     subscribed: bool,
     /// Apps whose demand must be recomputed.
     dirty: BTreeSet<PathId>,
+    /// What is known of each running deployment's current step.
+    steps: HashMap<String, deployments::StepProgress>,
     last_full_check: Instant,
 }
 
@@ -256,6 +258,7 @@ pub async fn run(
             })
             .collect();
         st.framework_id = loaded.framework_id.clone().filter(|id| !id.is_empty());
+        st.touch_all();
         st.ready = true;
     }
     let (scheduler, mut sdk_events) =
@@ -268,6 +271,7 @@ pub async fn run(
         last_reconcile: None,
         subscribed: false,
         dirty: BTreeSet::new(),
+        steps: HashMap::new(),
         last_full_check: Instant::now(),
     };
     core.mark_all_dirty();
