@@ -36,8 +36,14 @@
 //! frameworks), `metrics` (the HTTP snapshot and bounded waits),
 //! `master_bench` (the phases), `report` (the figures); for failover,
 //! `zookeeper` (spawned or given), `cluster` (the masters and the registry),
-//! `failover_args`, `failover_bench`, `failover_report`.
+//! `failover_args`, `failover_bench`, `failover_report`; for Marathon,
+//! `marathon_args`, `marathon_bench`, `marathon_report`.
 
+//!
+//! `agora bench marathon` ([`run_marathon_bench`]) drives the bundled
+//! Marathon (in this process) against a spawned master and emulated agents
+//! through its REST API: an app scaled up, many apps in one group, a read
+//! load on `/v2/apps?embed=apps.tasks`, and a failover to a new instance.
 //!
 //! `agora bench agent --tasks N` ([`run_agent_bench`], in `agent_bench/`)
 //! launches N `sleep` tasks on one real agent and times them beside a bare
@@ -52,6 +58,9 @@ mod failover_args;
 mod failover_bench;
 mod failover_report;
 mod frameworks;
+mod marathon_args;
+mod marathon_bench;
+mod marathon_report;
 mod master_bench;
 mod metrics;
 mod report;
@@ -69,6 +78,12 @@ pub use cluster::RegistryFigures;
 pub use failover_args::{FailoverBenchArgs, REREGISTRATION_TARGET};
 pub use failover_bench::run_failover_bench;
 pub use failover_report::{FailoverBenchReport, FailoverFigures, FailoverMemory, SetupFigures};
+pub use marathon_args::{MarathonBenchArgs, MARATHON_AGENT_RESOURCES};
+pub use marathon_bench::run_marathon_bench;
+pub use marathon_report::{
+    DeployFigures, LatencyMs, MarathonBenchReport, MarathonFailoverFigures, MarathonMemory,
+    ReadFigures, TeardownFigures,
+};
 pub use master_bench::run_master_bench;
 pub use metrics::AllocationStats;
 pub use report::{

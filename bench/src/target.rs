@@ -67,7 +67,7 @@ pub(crate) fn spawn_address(args: &[String]) -> anyhow::Result<String> {
 }
 
 /// Reads `VmRSS` and `VmHWM` of `pid` (`self` for this process).
-fn read_memory(pid: &str) -> Option<MemoryReading> {
+pub(crate) fn read_memory(pid: &str) -> Option<MemoryReading> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| -> Option<u64> {
         let line = status.lines().find(|l| l.starts_with(name))?;

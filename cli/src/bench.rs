@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use agora_bench::{FailoverBenchArgs, MasterBenchArgs, MasterTarget};
+use agora_bench::{FailoverBenchArgs, MarathonBenchArgs, MasterBenchArgs, MasterTarget};
 use clap::{Args, Subcommand};
 
 use crate::flags::duration;
@@ -16,6 +16,44 @@ pub enum BenchCommand {
     Failover(FailoverBench),
     /// N `sleep 600` tasks on one real agent, beside bare fork/exec.
     Agent(AgentBench),
+    /// The bundled Marathon (in-process) under emulated agents: scale,
+    /// group deployment, `GET /v2/apps?embed=apps.tasks` load, failover.
+    Marathon(MarathonBench),
+}
+
+/// Flags of `agora bench marathon`.
+#[derive(Debug, Args)]
+pub struct MarathonBench {
+    /// Emulated agents (`cpus:32;mem:65536;disk:100000;ports:[31000-32000]` each).
+    #[arg(long, default_value_t = 200)]
+    pub agents: usize,
+    /// Instances the one app of phase 1 is scaled to.
+    #[arg(long, default_value_t = 1000)]
+    pub instances: usize,
+    /// Apps (one instance each) in the one `POST /v2/groups` of phase 2.
+    #[arg(long, default_value_t = 500)]
+    pub group_apps: usize,
+    /// Apps deployed for the read load and the failover.
+    #[arg(long, default_value_t = 1000)]
+    pub apps: usize,
+    /// Instances of each of those apps.
+    #[arg(long, default_value_t = 10)]
+    pub tasks_per_app: usize,
+    /// Concurrent clients of the read load.
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// How long the read load runs.
+    #[arg(long, default_value = "10secs", value_parser = duration)]
+    pub duration: Duration,
+    /// Use a running master at HOST:PORT instead of spawning one.
+    #[arg(long)]
+    pub master: Option<String>,
+    /// Give up on a phase after this long.
+    #[arg(long, default_value = "2mins", value_parser = duration)]
+    pub timeout: Duration,
+    /// Print the JSON report only (no table).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags of `agora bench failover`.
@@ -89,17 +127,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             if b.agents == 0 || b.frameworks == 0 || b.tasks == 0 {
                 anyhow::bail!("--agents, --frameworks and --tasks must be at least 1");
             }
-            let master = match b.master {
-                Some(address) => MasterTarget::Address(address),
-                None => {
-                    // The master runs as a child process so that its memory
-                    // is measured apart from the emulated agents and frameworks.
-                    let work_dir =
-                        std::env::temp_dir().join(format!("agora-bench-{}", std::process::id()));
-                    let port = agora_bench::free_port()?;
-                    MasterTarget::spawn_agora(std::env::current_exe()?, port, &work_dir)
-                }
-            };
+            let master = master_target(b.master)?;
             let mut args = MasterBenchArgs::new(b.agents, b.frameworks, b.tasks, master);
             args.timeout = b.timeout;
             let report = agora_bench::run_master_bench(args).await?;
@@ -130,6 +158,35 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&report)?);
             println!("{}", report.table());
         }
+        BenchCommand::Marathon(b) => {
+            let mut args = MarathonBenchArgs::new(master_target(b.master)?);
+            args.agents = b.agents;
+            args.instances = b.instances;
+            args.group_apps = b.group_apps;
+            args.apps = b.apps;
+            args.tasks_per_app = b.tasks_per_app;
+            args.clients = b.clients;
+            args.duration = b.duration;
+            args.timeout = b.timeout;
+            let report = agora_bench::run_marathon_bench(args).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if !b.json {
+                println!("{}", report.table());
+            }
+        }
     }
     Ok(())
+}
+
+/// The master to measure against: the one at `address`, or a child process
+/// (so that its memory is measured apart from the bench).
+fn master_target(address: Option<String>) -> anyhow::Result<MasterTarget> {
+    Ok(match address {
+        Some(address) => MasterTarget::Address(address),
+        None => {
+            let work_dir = std::env::temp_dir().join(format!("agora-bench-{}", std::process::id()));
+            let port = agora_bench::free_port()?;
+            MasterTarget::spawn_agora(std::env::current_exe()?, port, &work_dir)
+        }
+    })
 }

@@ -127,6 +127,7 @@ pub async fn start(
             .connect_timeout(Duration::from_secs(5))
             .build()?,
         shutdown: shutdown.clone(),
+        renders: Arc::default(),
     };
     let mut api_shutdown = shutdown.clone();
     let api = tokio::spawn(api::serve(api_ctx, listener, async move {

@@ -55,6 +55,8 @@ pub struct ApiContext {
     pub proxy: reqwest::Client,
     /// Ends event streams when Marathon stops (the server waits for open streams).
     pub shutdown: agora_common::shutdown::Shutdown,
+    /// Apps already rendered.
+    pub renders: Arc<render::RenderCache>,
 }
 
 /// One request, its path split into non-empty segments.
@@ -127,6 +129,15 @@ pub fn json_reply(status: u16, body: &Value) -> Reply {
         .status(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
         .header("content-type", "application/json; charset=utf-8")
         .body(body.to_string().into())
+        .expect("static headers are valid")
+}
+
+/// A JSON response already rendered.
+pub fn json_bytes_reply(status: u16, body: Bytes) -> Reply {
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
+        .header("content-type", "application/json; charset=utf-8")
+        .body(body.into())
         .expect("static headers are valid")
 }
 

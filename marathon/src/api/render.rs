@@ -1,13 +1,15 @@
 //! Apps, tasks and queue entries rendered in Marathon's JSON shapes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use crate::core::state::{QueueEntry, State};
 use crate::model::TaskStateExt;
-use crate::model::{AppDefinition, Instance};
+use crate::model::{AppDefinition, Instance, PathId};
 
 /// What to embed in an app (`embed=app.tasks` and the like, prefixes stripped).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -59,6 +61,113 @@ impl AppEmbed {
             }
         }
         embed
+    }
+
+    /// The embed as a small number (one bit per part), for the render cache.
+    fn bits(&self) -> u8 {
+        [
+            self.tasks,
+            self.counts,
+            self.deployments,
+            self.last_task_failure,
+            self.readiness,
+            self.task_stats,
+        ]
+        .iter()
+        .enumerate()
+        .fold(0, |bits, (i, on)| bits | (u8::from(*on) << i))
+    }
+}
+
+/// What is rendered per app, by embed: the app's revision and its text.
+type RenderedApps = HashMap<u8, HashMap<PathId, (u64, Arc<str>)>>;
+
+/// Most app lists kept (one per query); past it, all are forgotten.
+const LISTS_KEPT: usize = 16;
+
+/// Apps already rendered as JSON text, per embed, app and revision
+/// ([`State::app_revision`]): a list of a thousand apps is rendered again
+/// only for the apps that changed and copied for the others; and a whole
+/// list is answered again as it was while no app changed ([`State::revision`]).
+#[derive(Debug, Default)]
+pub struct RenderCache {
+    apps: Mutex<RenderedApps>,
+    lists: Mutex<HashMap<(String, u8), (u64, Bytes)>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl RenderCache {
+    /// `{"apps": [...]}` with `apps()` (of `st.root`) rendered by [`app_json`]
+    /// with `embed`: the same text as rendering them anew. `query` names
+    /// the list (the same query gives the same apps while no app changed).
+    pub fn apps_list<'a>(
+        &self,
+        st: &'a State,
+        query: &str,
+        embed: &AppEmbed,
+        apps: impl FnOnce() -> Vec<&'a AppDefinition>,
+    ) -> Bytes {
+        let revision = st.revision();
+        let key = (query.to_string(), embed.bits());
+        if let Some((_, body)) = lock(&self.lists).get(&key).filter(|(r, _)| *r == revision) {
+            return body.clone();
+        }
+        let apps = apps();
+        let texts = self.app_texts(st, &apps, embed);
+        let mut out = String::with_capacity(texts.iter().map(|t| t.len() + 1).sum::<usize>() + 16);
+        out.push_str("{\"apps\":[");
+        for (i, text) in texts.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(text);
+        }
+        out.push_str("]}");
+        let body = Bytes::from(out);
+        let mut lists = lock(&self.lists);
+        if lists.len() >= LISTS_KEPT {
+            lists.clear();
+        }
+        lists.insert(key, (revision, body.clone()));
+        body
+    }
+
+    /// The text of each app, rendered now only if it changed since last time.
+    fn app_texts(&self, st: &State, apps: &[&AppDefinition], embed: &AppEmbed) -> Vec<Arc<str>> {
+        let bits = embed.bits();
+        let mut texts: Vec<Option<Arc<str>>> = {
+            let cache = lock(&self.apps);
+            let rendered = cache.get(&bits);
+            apps.iter()
+                .map(|app| {
+                    let (revision, text) = rendered?.get(&app.id)?;
+                    (*revision == st.app_revision(&app.id)).then(|| text.clone())
+                })
+                .collect()
+        };
+        let mut fresh = Vec::new();
+        for (app, text) in apps.iter().zip(texts.iter_mut()) {
+            if text.is_none() {
+                let rendered: Arc<str> = app_json(st, app, embed).to_string().into();
+                fresh.push((app.id.clone(), st.app_revision(&app.id), rendered.clone()));
+                *text = Some(rendered);
+            }
+        }
+        if !fresh.is_empty() {
+            let mut cache = lock(&self.apps);
+            let rendered = cache.entry(bits).or_default();
+            rendered.extend(fresh.into_iter().map(|(id, rev, text)| (id, (rev, text))));
+            // Forget apps that are gone or changed since, now and then.
+            if rendered.len() > 2 * st.root.apps.len() + 64 {
+                rendered.retain(|id, (rev, _)| {
+                    st.root.apps.contains_key(id) && *rev == st.app_revision(id)
+                });
+            }
+        }
+        texts.into_iter().flatten().collect()
     }
 }
 
@@ -230,5 +339,120 @@ mod tests {
         }
         assert!(AppEmbed::parse(&["apps.lastTaskFailure".into()]).last_task_failure);
         assert!(!AppEmbed::parse(&[]).tasks);
+    }
+
+    use crate::core::state::{RunningDeployment, TaskFailure};
+    use crate::deploy::plan::DeploymentPlan;
+    use crate::model::instance::{Goal, TaskState};
+    use crate::model::{RootGroup, Timestamp};
+
+    fn instance(app: &PathId, n: u32) -> Instance {
+        let instance_id = format!("{}.instance-{n}", app.safe());
+        Instance {
+            task_id: Instance::task_id_for(&instance_id),
+            instance_id,
+            app_id: app.clone(),
+            app_version: Timestamp(1),
+            agent_id: "agent-1".into(),
+            host: "host-1".into(),
+            attributes: Vec::new(),
+            ports: vec![31000 + n],
+            state: TaskState::TaskStaging,
+            goal: Goal::Running,
+            staged_at: Timestamp(2),
+            started_at: None,
+            unreachable_since: None,
+            healthy: None,
+            since: Timestamp(2),
+        }
+    }
+
+    /// What the cache must answer: every app rendered anew.
+    fn fresh(st: &State, embed: &AppEmbed) -> String {
+        let apps: Vec<Value> = st
+            .root
+            .apps
+            .values()
+            .map(|a| app_json(st, a, embed))
+            .collect();
+        json!({ "apps": apps }).to_string()
+    }
+
+    fn cached(cache: &RenderCache, st: &State, embed: &AppEmbed) -> String {
+        let body = cache.apps_list(st, "q", embed, || {
+            st.root.apps.values().map(|a| a.as_ref()).collect()
+        });
+        String::from_utf8(body.to_vec()).expect("utf-8")
+    }
+
+    #[test]
+    fn cached_lists_follow_every_change() {
+        let (a, b) = (PathId::parse("/a"), PathId::parse("/b"));
+        let mut st = State::default();
+        let mut root = RootGroup::empty(Timestamp(1));
+        root.put_app(AppDefinition::with_id(a.clone()), Timestamp(1));
+        root.put_app(AppDefinition::with_id(b.clone()), Timestamp(1));
+        st.set_root(root);
+        st.put_instance(instance(&a, 1));
+        let cache = RenderCache::default();
+        let embed = AppEmbed::parse(&["apps.tasks".into(), "apps.lastTaskFailure".into()]);
+        let check = |st: &State| assert_eq!(cached(&cache, st, &embed), fresh(st, &embed));
+        check(&st);
+        check(&st);
+
+        // An instance changes state, another comes.
+        let mut running = instance(&a, 1);
+        running.state = TaskState::TaskRunning;
+        running.started_at = Some(Timestamp(3));
+        st.put_instance(running);
+        check(&st);
+        st.put_instance(instance(&b, 2));
+        check(&st);
+
+        // A deployment affects an app, then ends.
+        let mut target = st.root.clone();
+        let mut scaled = AppDefinition::with_id(b.clone());
+        scaled.instances = 3;
+        target.put_app(scaled, Timestamp(4));
+        let plan = crate::deploy::plan::plan(&st.root, &target, Timestamp(4));
+        let plan = Arc::new(DeploymentPlan {
+            id: "d1".into(),
+            ..plan
+        });
+        st.set_root(target);
+        st.insert_deployment(RunningDeployment {
+            plan,
+            current_step: 0,
+        });
+        check(&st);
+        st.remove_deployment("d1");
+        check(&st);
+
+        // A task fails and is forgotten.
+        st.remove_instance(&format!("{}.instance-2", b.safe()));
+        st.record_failure(TaskFailure {
+            app_id: b.clone(),
+            host: "host-1".into(),
+            message: "boom".into(),
+            state: TaskState::TaskFailed,
+            task_id: "t".into(),
+            timestamp: Timestamp(5),
+            version: Timestamp(4),
+            slave_id: "agent-1".into(),
+        });
+        check(&st);
+
+        // An app goes; the whole state is replaced.
+        let mut target = st.root.clone();
+        target.apps.remove(&a);
+        st.set_root(target);
+        check(&st);
+        st.touch_all();
+        check(&st);
+
+        // Another embed is cached apart.
+        let counts = AppEmbed::parse(&[]);
+        assert_eq!(cached(&cache, &st, &counts), fresh(&st, &counts));
+        check(&st);
     }
 }

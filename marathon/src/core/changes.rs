@@ -83,19 +83,16 @@ impl Core {
         {
             let mut st = self.state_mut();
             for id in &conflicting {
-                st.deployments.remove(id);
+                st.remove_deployment(id);
             }
             for instance in &killed {
                 st.put_instance(instance.clone());
             }
-            st.root = target;
-            st.deployments.insert(
-                new_plan.id.clone(),
-                RunningDeployment {
-                    plan: new_plan.clone(),
-                    current_step: 0,
-                },
-            );
+            st.set_root(target);
+            st.insert_deployment(RunningDeployment {
+                plan: new_plan.clone(),
+                current_step: 0,
+            });
         }
         for instance in &killed {
             self.kill_instance(instance).await;
@@ -223,7 +220,7 @@ impl Core {
         if force {
             self.persist(vec![Write::DeleteDeployment(id.to_string())])
                 .await?;
-            self.state_mut().deployments.remove(id);
+            self.state_mut().remove_deployment(id);
             self.ctx.events.publish(
                 "deployment_failed",
                 json!({"id": id, "plan": plan_event_json(&running.plan)}),
@@ -249,7 +246,7 @@ impl Core {
         };
         self.persist(vec![Write::DeleteDeployment(id.to_string())])
             .await?;
-        self.state_mut().deployments.remove(id);
+        self.state_mut().remove_deployment(id);
         tracing::warn!(deployment = %id, %reason, "deployment failed");
         self.ctx.events.publish(
             "deployment_failed",

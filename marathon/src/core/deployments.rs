@@ -6,7 +6,7 @@
 //! the deployment that holds the app decides (scale, restart, stop); an app no
 //! deployment holds is kept at its `instances` (Marathon's scale check).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,7 +15,7 @@ use tracing::info;
 
 use super::changes::plan_event_json;
 use super::state::QueueEntry;
-use super::{Core, CoreError};
+use super::{read, Core, CoreError};
 use crate::deploy::plan::{Action, ActionKind, DeploymentPlan};
 use crate::deploy::replace::{next_restart, select_for_kill, RestartView};
 use crate::model::instance::Goal;
@@ -35,6 +35,13 @@ struct Demand {
 impl Core {
     /// Recomputes the demand of dirty apps, kills what must go, advances
     /// deployments, and suppresses or revives offers.
+    ///
+    /// Only dirty apps are looked at: every change to an app's instances
+    /// (launch, status update, kill, expunge) and every new deployment step
+    /// marks its apps dirty, and all apps are marked dirty every second for
+    /// what changes with time alone (backoffs, unreachable instances turning
+    /// inactive). So an event costs what its app costs, not what the whole
+    /// state costs.
     pub(super) async fn evaluate(&mut self) -> Result<(), CoreError> {
         // Finishing a step makes the next step's apps dirty: go on until
         // nothing changes (bounded, in case two deployments keep waking each other).
@@ -44,7 +51,8 @@ impl Core {
                 break;
             }
             let now = Timestamp::now();
-            let holders = self.current_actions();
+            self.sync_steps();
+            let holders = self.current_actions(&dirty);
             let mut kills = Vec::new();
             for app_id in &dirty {
                 let demand = match holders.get(app_id) {
@@ -56,22 +64,46 @@ impl Core {
                 kills.extend(demand.kill);
             }
             self.decommission(kills).await?;
-            self.advance_deployments().await?;
+            self.advance_deployments(&dirty).await?;
         }
         self.update_suppression().await;
         Ok(())
     }
 
-    /// The action of each running deployment's current step, per app.
-    fn current_actions(&self) -> BTreeMap<PathId, (Arc<DeploymentPlan>, Action)> {
-        let st = self.state();
-        let mut holders = BTreeMap::new();
+    /// Keeps one [`StepProgress`] per running deployment, for its current step.
+    fn sync_steps(&mut self) {
+        let st = read(&self.ctx.state);
+        self.steps.retain(|id, p| {
+            st.deployments
+                .get(id)
+                .is_some_and(|d| d.current_step == p.step && Arc::ptr_eq(&d.plan, &p.plan))
+        });
         for d in st.deployments.values() {
-            if let Some(step) = d.plan.steps.get(d.current_step) {
-                for action in &step.actions {
-                    holders
-                        .entry(action.app.clone())
-                        .or_insert_with(|| (d.plan.clone(), action.clone()));
+            self.steps
+                .entry(d.plan.id.clone())
+                .or_insert_with(|| StepProgress::new(&d.plan, d.current_step));
+        }
+    }
+
+    /// The action of each running deployment's current step, for the dirty
+    /// apps (the first deployment, by id, holds an app).
+    fn current_actions(
+        &self,
+        dirty: &BTreeSet<PathId>,
+    ) -> BTreeMap<PathId, (Arc<DeploymentPlan>, Action)> {
+        let mut holders = BTreeMap::new();
+        let mut progress: Vec<&StepProgress> = self.steps.values().collect();
+        progress.sort_by(|a, b| a.plan.id.cmp(&b.plan.id));
+        for app in dirty {
+            for p in &progress {
+                let action = p
+                    .by_app
+                    .get(app)
+                    .and_then(|i| i.first())
+                    .and_then(|&i| p.plan.steps.get(p.step)?.actions.get(i));
+                if let Some(action) = action {
+                    holders.insert(app.clone(), (p.plan.clone(), action.clone()));
+                    break;
                 }
             }
         }
@@ -227,32 +259,52 @@ impl Core {
     }
 
     /// Moves deployments whose current step is complete to the next step.
-    async fn advance_deployments(&mut self) -> Result<(), CoreError> {
+    /// A step's actions are all looked at when it begins; after that only
+    /// those of the `dirty` apps (nothing else can have changed them).
+    async fn advance_deployments(&mut self, dirty: &BTreeSet<PathId>) -> Result<(), CoreError> {
         loop {
             let now = Timestamp::now();
-            let deployments: Vec<(Arc<DeploymentPlan>, usize)> = self
-                .state()
-                .deployments
-                .values()
-                .map(|d| (d.plan.clone(), d.current_step))
-                .collect();
-            let mut advanced = false;
-            for (plan, step) in deployments {
-                let complete = match plan.steps.get(step) {
-                    Some(s) => s
-                        .actions
-                        .iter()
-                        .all(|a| self.demand_for_action(&plan, a, now).done),
-                    None => true,
-                };
-                if !complete {
+            self.sync_steps();
+            let ids: Vec<String> = self.steps.keys().cloned().collect();
+            let mut complete = Vec::new();
+            for id in ids {
+                let Some(mut p) = self.steps.remove(&id) else {
                     continue;
+                };
+                let actions = p
+                    .plan
+                    .steps
+                    .get(p.step)
+                    .map(|s| s.actions.as_slice())
+                    .unwrap_or_default();
+                let recheck: Vec<usize> = match p.undone {
+                    None => (0..actions.len()).collect(),
+                    Some(_) => dirty
+                        .iter()
+                        .filter_map(|app| p.by_app.get(app))
+                        .flatten()
+                        .copied()
+                        .collect(),
+                };
+                let mut undone = p.undone.take().unwrap_or_default();
+                for i in recheck {
+                    if self.demand_for_action(&p.plan, &actions[i], now).done {
+                        undone.remove(&i);
+                    } else {
+                        undone.insert(i);
+                    }
                 }
-                advanced = true;
-                self.finish_step(&plan, step).await?;
+                if undone.is_empty() {
+                    complete.push((p.plan.clone(), p.step));
+                }
+                p.undone = Some(undone);
+                self.steps.insert(id, p);
             }
-            if !advanced {
+            if complete.is_empty() {
                 return Ok(());
+            }
+            for (plan, step) in complete {
+                self.finish_step(&plan, step).await?;
             }
         }
     }
@@ -279,7 +331,7 @@ impl Core {
         if next >= plan.steps.len() {
             self.persist(vec![Write::DeleteDeployment(plan.id.clone())])
                 .await?;
-            self.state_mut().deployments.remove(&plan.id);
+            self.state_mut().remove_deployment(&plan.id);
             info!(deployment = %plan.id, "deployment finished");
             self.ctx.events.publish(
                 "deployment_success",
@@ -320,6 +372,32 @@ impl Core {
             && self.scheduler.suppress(&[role.as_str()]).await.is_ok()
         {
             self.suppressed = true;
+        }
+    }
+}
+
+/// The current step of a running deployment: where each app's actions
+/// are, and which actions are not done yet (`None`: not looked at yet).
+pub(super) struct StepProgress {
+    plan: Arc<DeploymentPlan>,
+    step: usize,
+    by_app: HashMap<PathId, Vec<usize>>,
+    undone: Option<BTreeSet<usize>>,
+}
+
+impl StepProgress {
+    fn new(plan: &Arc<DeploymentPlan>, step: usize) -> Self {
+        let mut by_app: HashMap<PathId, Vec<usize>> = HashMap::new();
+        if let Some(s) = plan.steps.get(step) {
+            for (i, action) in s.actions.iter().enumerate() {
+                by_app.entry(action.app.clone()).or_default().push(i);
+            }
+        }
+        StepProgress {
+            plan: plan.clone(),
+            step,
+            by_app,
+            undone: None,
         }
     }
 }

@@ -14,7 +14,7 @@ mod offers;
 pub mod state;
 mod updates;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -43,11 +43,7 @@ pub fn read(state: &SharedState) -> std::sync::RwLockReadGuard<'_, State> {
 /// Forgets everything but leadership: what a leader knows is loaded anew
 /// in each term, and a standby shows nothing of its own.
 pub(crate) fn reset(st: &mut State) {
-    let leadership = std::mem::take(&mut st.leadership);
-    *st = State {
-        leadership,
-        ..State::default()
-    };
+    st.reset();
 }
 
 pub(crate) fn write_state(state: &SharedState) -> std::sync::RwLockWriteGuard<'_, State> {
@@ -233,6 +229,8 @@ pub(crate) struct Core {
     subscribed: bool,
     /// Apps whose demand must be recomputed.
     dirty: BTreeSet<PathId>,
+    /// What is known of each running deployment's current step.
+    steps: HashMap<String, deployments::StepProgress>,
     last_full_check: Instant,
     /// Failed tasks of each running deployment's new versions.
     deployment_failures: std::collections::HashMap<String, u32>,
@@ -277,6 +275,7 @@ pub async fn run(
             })
             .collect();
         st.framework_id = loaded.framework_id.clone().filter(|id| !id.is_empty());
+        st.touch_all();
         st.ready = true;
     }
     let (scheduler, mut sdk_events) =
@@ -289,6 +288,7 @@ pub async fn run(
         last_reconcile: None,
         subscribed: false,
         dirty: BTreeSet::new(),
+        steps: HashMap::new(),
         last_full_check: Instant::now(),
         deployment_failures: std::collections::HashMap::new(),
     };

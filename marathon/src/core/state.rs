@@ -166,6 +166,12 @@ pub struct State {
     pub leadership: Leadership,
     /// Whether the state has been loaded (this instance leads and is ready).
     pub ready: bool,
+    /// Revision of what the API shows of each app (see [`State::app_revision`]).
+    revisions: HashMap<PathId, u64>,
+    /// The revision of apps not in `revisions`.
+    base_revision: u64,
+    /// The last revision handed out.
+    last_revision: u64,
 }
 
 impl Default for State {
@@ -181,6 +187,9 @@ impl Default for State {
             framework_id: None,
             leadership: Leadership::default(),
             ready: false,
+            revisions: HashMap::new(),
+            base_revision: 0,
+            last_revision: 0,
         }
     }
 }
@@ -199,8 +208,107 @@ pub struct TaskCounts {
 }
 
 impl State {
+    /// A number that changes whenever anything `GET /v2/apps` shows of the
+    /// app may have changed: its definition, its instances, the deployments
+    /// affecting it, its last failure. While an app is in the root group
+    /// its revisions are never reused (one that comes back is given a new
+    /// one), so an app rendered at a revision is rendered the same until
+    /// its revision changes.
+    pub fn app_revision(&self, app: &PathId) -> u64 {
+        self.revisions
+            .get(app)
+            .copied()
+            .unwrap_or(self.base_revision)
+    }
+
+    /// A number that changes whenever any app's revision changes (or an
+    /// app comes or goes).
+    pub fn revision(&self) -> u64 {
+        self.last_revision
+    }
+
+    /// Gives `app` a new revision.
+    pub fn touch(&mut self, app: &PathId) {
+        self.last_revision += 1;
+        self.revisions.insert(app.clone(), self.last_revision);
+    }
+
+    /// Forgets everything but leadership (a new term loads anew, a standby
+    /// shows nothing of its own). Revisions keep growing, so nothing
+    /// rendered before the reset is ever served for what comes after.
+    pub fn reset(&mut self) {
+        let leadership = std::mem::take(&mut self.leadership);
+        let last = self.last_revision;
+        *self = State {
+            leadership,
+            last_revision: last,
+            ..State::default()
+        };
+        self.touch_all();
+    }
+
+    /// Gives every app a new revision (after the whole state was replaced).
+    pub fn touch_all(&mut self) {
+        self.last_revision += 1;
+        self.base_revision = self.last_revision;
+        self.revisions.clear();
+    }
+
+    /// Replaces the root group; apps that changed, came or went get a new revision.
+    pub fn set_root(&mut self, root: RootGroup) {
+        let changed: Vec<PathId> = root
+            .apps
+            .iter()
+            .filter(|(id, app)| {
+                self.root
+                    .apps
+                    .get(*id)
+                    .is_none_or(|old| !Arc::ptr_eq(old, app))
+            })
+            .map(|(id, _)| id.clone())
+            .chain(
+                self.root
+                    .apps
+                    .keys()
+                    .filter(|id| !root.apps.contains_key(*id))
+                    .cloned(),
+            )
+            .collect();
+        for id in &changed {
+            self.touch(id);
+        }
+        self.revisions
+            .retain(|id, _| root.apps.contains_key(id) || self.by_app.contains_key(id));
+        self.root = root;
+    }
+
+    /// Starts tracking a deployment; the apps it affects get a new revision.
+    pub fn insert_deployment(&mut self, deployment: RunningDeployment) {
+        for app in deployment.plan.affected_apps() {
+            self.touch(&app);
+        }
+        self.deployments
+            .insert(deployment.plan.id.clone(), deployment);
+    }
+
+    /// Forgets a deployment; the apps it affected get a new revision.
+    pub fn remove_deployment(&mut self, id: &str) -> Option<RunningDeployment> {
+        let removed = self.deployments.remove(id)?;
+        for app in removed.plan.affected_apps() {
+            self.touch(&app);
+        }
+        Some(removed)
+    }
+
+    /// Records the last failure of an app.
+    pub fn record_failure(&mut self, failure: TaskFailure) {
+        self.touch(&failure.app_id);
+        self.failures.insert(failure.app_id.clone(), failure);
+    }
+
     /// Adds or replaces an instance.
     pub fn put_instance(&mut self, instance: Instance) {
+        self.touch(&instance.app_id);
         self.by_app
             .entry(instance.app_id.clone())
             .or_default()
@@ -212,6 +320,7 @@ impl State {
     /// Removes an instance.
     pub fn remove_instance(&mut self, id: &str) -> Option<Instance> {
         let instance = self.instances.remove(id)?;
+        self.touch(&instance.app_id);
         if let Some(ids) = self.by_app.get_mut(&instance.app_id) {
             ids.remove(id);
             if ids.is_empty() {

@@ -67,19 +67,16 @@ impl Core {
                         debug!(app = %app.id, delay = ?backoff.delay, "task failed; delaying the next launch");
                         st.backoffs.insert(app.id.clone(), backoff);
                     }
-                    st.failures.insert(
-                        instance.app_id.clone(),
-                        TaskFailure {
-                            app_id: instance.app_id.clone(),
-                            host: instance.host.clone(),
-                            message: message.clone(),
-                            state,
-                            task_id: task_id.clone(),
-                            timestamp: now,
-                            version: instance.app_version,
-                            slave_id: instance.agent_id.clone(),
-                        },
-                    );
+                    st.record_failure(TaskFailure {
+                        app_id: instance.app_id.clone(),
+                        host: instance.host.clone(),
+                        message: message.clone(),
+                        state,
+                        task_id: task_id.clone(),
+                        timestamp: now,
+                        version: instance.app_version,
+                        slave_id: instance.agent_id.clone(),
+                    });
                 }
             }
             if failed {
