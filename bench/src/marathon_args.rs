@@ -44,6 +44,10 @@ pub struct MarathonBenchArgs {
     pub clients: usize,
     /// Phase 3: how long the clients read.
     pub duration: Duration,
+    /// Phase 3: clients ask for gzip answers (as curl --compressed and
+    /// python-requests do) and decompress them. Off by default: on one
+    /// machine the clients' decompression competes with Marathon for the cores.
+    pub gzip: bool,
     /// CPUs per instance.
     pub task_cpus: f64,
     /// Memory (MB) per instance.
@@ -70,6 +74,7 @@ impl MarathonBenchArgs {
             tasks_per_app: 10,
             clients: 32,
             duration: Duration::from_secs(10),
+            gzip: false,
             task_cpus: 0.1,
             task_mem: 32.0,
             master,

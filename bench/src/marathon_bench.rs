@@ -576,7 +576,8 @@ impl Bench {
         drop((body, text));
 
         // One client, one request at a time.
-        let single = reader(url.clone(), None, SINGLE_CLIENT_REQUESTS).await?;
+        let gzip = self.args.gzip;
+        let single = reader(url.clone(), None, SINGLE_CLIENT_REQUESTS, gzip).await?;
         let mut single_samples = single.latencies;
 
         // C clients for the duration.
@@ -585,7 +586,7 @@ impl Bench {
         let started = Instant::now();
         let mut readers = tokio::task::JoinSet::new();
         for _ in 0..clients {
-            readers.spawn(reader(url.clone(), Some(until), usize::MAX));
+            readers.spawn(reader(url.clone(), Some(until), usize::MAX, gzip));
         }
         let mut samples = Vec::new();
         let mut errors = 0;
@@ -605,6 +606,7 @@ impl Bench {
             apps,
             tasks,
             body_bytes,
+            gzip,
             single_client: LatencyMs::of(&mut single_samples),
             clients,
             seconds,
@@ -727,8 +729,17 @@ struct Read {
 
 /// One client with its own connection: GETs `url` one after the other,
 /// reading every answer whole, until `until` or `count` requests.
-async fn reader(url: String, until: Option<Instant>, count: usize) -> anyhow::Result<Read> {
-    let http = client()?;
+async fn reader(
+    url: String,
+    until: Option<Instant>,
+    count: usize,
+    gzip: bool,
+) -> anyhow::Result<Read> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .gzip(gzip)
+        .build()
+        .context("building the HTTP client")?;
     let mut read = Read {
         latencies: Vec::new(),
         errors: 0,

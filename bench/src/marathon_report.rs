@@ -133,8 +133,10 @@ pub struct ReadFigures {
     pub apps: usize,
     /// Tasks in the answer.
     pub tasks: usize,
-    /// Size of one answer, bytes.
+    /// Size of one answer, bytes (uncompressed).
     pub body_bytes: usize,
+    /// Whether the clients asked for gzip answers (and decompressed them).
+    pub gzip: bool,
     /// One client, one request at a time (no queueing): what one answer costs.
     pub single_client: LatencyMs,
     /// Concurrent clients (each its own connection, one request at a time).
@@ -244,10 +246,11 @@ impl MarathonBenchReport {
         t.row(
             "  answer",
             &format!(
-                "{} apps, {} tasks, {:.1} MiB",
+                "{} apps, {} tasks, {:.1} MiB{}",
                 r.apps,
                 r.tasks,
-                r.body_bytes as f64 / (1024.0 * 1024.0)
+                r.body_bytes as f64 / (1024.0 * 1024.0),
+                if r.gzip { ", sent gzipped" } else { "" }
             ),
         );
         t.row(

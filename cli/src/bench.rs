@@ -45,6 +45,9 @@ pub struct MarathonBench {
     /// How long the read load runs.
     #[arg(long, default_value = "10secs", value_parser = duration)]
     pub duration: Duration,
+    /// Read load clients ask for gzip answers and decompress them.
+    #[arg(long)]
+    pub gzip: bool,
     /// Use a running master at HOST:PORT instead of spawning one.
     #[arg(long)]
     pub master: Option<String>,
@@ -166,6 +169,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             args.apps = b.apps;
             args.tasks_per_app = b.tasks_per_app;
             args.clients = b.clients;
+            args.gzip = b.gzip;
             args.duration = b.duration;
             args.timeout = b.timeout;
             let report = agora_bench::run_marathon_bench(args).await?;

@@ -70,6 +70,9 @@ pub struct MarathonArgs {
         env = "AGORA_MARATHON_DEPLOYMENT_MAX_TASK_FAILURES"
     )]
     pub deployment_max_task_failures: u32,
+    /// Never gzip answers, even for clients that accept it.
+    #[arg(long, env = "AGORA_MARATHON_DISABLE_HTTP_COMPRESSION")]
+    pub disable_http_compression: bool,
     /// Lowest service port assigned.
     #[arg(long, default_value_t = 10000, env = "AGORA_MARATHON_LOCAL_PORT_MIN")]
     pub local_port_min: u16,
@@ -116,6 +119,7 @@ impl MarathonArgs {
             ),
             ha: self.zk.is_some(),
             deployment_max_task_failures: self.deployment_max_task_failures,
+            http_compression: !self.disable_http_compression,
             ..MarathonConfig::default()
         })
     }

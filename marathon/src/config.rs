@@ -41,6 +41,8 @@ pub struct MarathonConfig {
     /// A deployment whose new tasks fail this many times is rolled back and
     /// reported failed (0: never, as Marathon, which retries forever).
     pub deployment_max_task_failures: u32,
+    /// Compress large answers with gzip for clients that accept it (Marathon's `--http_compression`).
+    pub http_compression: bool,
 }
 
 impl Default for MarathonConfig {
@@ -63,6 +65,7 @@ impl Default for MarathonConfig {
             tick: Duration::from_millis(500),
             ha: false,
             deployment_max_task_failures: 0,
+            http_compression: true,
         }
     }
 }

@@ -7,7 +7,9 @@ use serde_json::{json, Map, Value};
 use warp::http::Method;
 
 use super::render::{app_json, task_json, AppEmbed};
-use super::{deployment_reply, json_bytes_reply, json_reply, ApiContext, Reply, Request};
+use super::{
+    accepts_gzip, deployment_reply, json_reply, rendered_reply, ApiContext, Reply, Request,
+};
 use crate::core::{read, ChangeFn, KillResult};
 use crate::error::{ApiError, Violation};
 use crate::model::validation::validate_app;
@@ -108,24 +110,26 @@ fn list(ctx: &ApiContext, req: &Request, group: Option<PathId>) -> Reply {
         group.as_ref().map(|g| g.to_string()).unwrap_or_default(),
         req.raw_query
     );
-    let body = ctx.renders.apps_list(&st, &query, &embed, || {
-        st.root
-            .apps
-            .values()
-            .filter(|a| group.as_ref().is_none_or(|g| a.id.starts_with(g)))
-            .filter(|a| {
-                cmd.as_ref()
-                    .is_none_or(|c| a.cmd.as_deref().is_some_and(|x| x.contains(c.as_str())))
-            })
-            .filter(|a| {
-                id.as_ref()
-                    .is_none_or(|i| a.id.to_string().to_ascii_lowercase().contains(i.as_str()))
-            })
-            .filter(|a| selector.as_ref().is_none_or(|s| s.matches(&a.labels)))
-            .map(|a| a.as_ref())
-            .collect()
-    });
-    json_bytes_reply(200, body)
+    let body = ctx
+        .renders
+        .apps_list(&st, &query, &embed, accepts_gzip(ctx, req), || {
+            st.root
+                .apps
+                .values()
+                .filter(|a| group.as_ref().is_none_or(|g| a.id.starts_with(g)))
+                .filter(|a| {
+                    cmd.as_ref()
+                        .is_none_or(|c| a.cmd.as_deref().is_some_and(|x| x.contains(c.as_str())))
+                })
+                .filter(|a| {
+                    id.as_ref()
+                        .is_none_or(|i| a.id.to_string().to_ascii_lowercase().contains(i.as_str()))
+                })
+                .filter(|a| selector.as_ref().is_none_or(|s| s.matches(&a.labels)))
+                .map(|a| a.as_ref())
+                .collect()
+        });
+    rendered_reply(body)
 }
 
 fn show(ctx: &ApiContext, req: &Request, id: &PathId) -> Result<Reply, ApiError> {

@@ -141,6 +141,35 @@ pub fn json_bytes_reply(status: u16, body: Bytes) -> Reply {
         .expect("static headers are valid")
 }
 
+/// Whether the client takes gzip answers (and compression is on).
+pub fn accepts_gzip(ctx: &ApiContext, req: &Request) -> bool {
+    ctx.config.http_compression
+        && req
+            .headers
+            .get_all("accept-encoding")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|e| e.trim().split(';').next() == Some("gzip"))
+}
+
+/// A rendered JSON answer, gzip-encoded if it was compressed.
+pub fn rendered_reply(body: render::Rendered) -> Reply {
+    let gzipped = body.gzipped;
+    let mut reply = json_bytes_reply(200, body.bytes);
+    reply.headers_mut().insert(
+        "vary",
+        warp::http::HeaderValue::from_static("Accept-Encoding"),
+    );
+    if gzipped {
+        reply.headers_mut().insert(
+            "content-encoding",
+            warp::http::HeaderValue::from_static("gzip"),
+        );
+    }
+    reply
+}
+
 /// An empty response.
 pub fn empty_reply(status: u16) -> Reply {
     Response::builder()

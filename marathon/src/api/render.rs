@@ -92,7 +92,38 @@ const LISTS_KEPT: usize = 16;
 #[derive(Debug, Default)]
 pub struct RenderCache {
     apps: Mutex<RenderedApps>,
-    lists: Mutex<HashMap<(String, u8), (u64, Bytes)>>,
+    lists: Mutex<HashMap<(String, u8), (u64, Body)>>,
+}
+
+/// A rendered list, and its gzip form once a client asked for it.
+#[derive(Debug, Clone)]
+struct Body {
+    plain: Bytes,
+    gzip: Arc<std::sync::OnceLock<Bytes>>,
+}
+
+/// Answers smaller than this are not worth compressing.
+const GZIP_MIN_BYTES: usize = 1024;
+
+/// `body` compressed with gzip (fast level: the point is fewer bytes to copy).
+pub fn gzip(body: &[u8]) -> Bytes {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 8),
+        flate2::Compression::fast(),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(body);
+    Bytes::from(encoder.finish().unwrap_or_default())
+}
+
+/// A rendered answer: its bytes and whether they are gzip-compressed.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// The body.
+    pub bytes: Bytes,
+    /// Whether `bytes` is gzip.
+    pub gzipped: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -108,14 +139,45 @@ impl RenderCache {
         st: &'a State,
         query: &str,
         embed: &AppEmbed,
+        accept_gzip: bool,
         apps: impl FnOnce() -> Vec<&'a AppDefinition>,
-    ) -> Bytes {
+    ) -> Rendered {
         let revision = st.revision();
         let key = (query.to_string(), embed.bits());
-        if let Some((_, body)) = lock(&self.lists).get(&key).filter(|(r, _)| *r == revision) {
-            return body.clone();
+        let cached = lock(&self.lists)
+            .get(&key)
+            .filter(|(r, _)| *r == revision)
+            .map(|(_, body)| body.clone());
+        let body = match cached {
+            Some(body) => body,
+            None => {
+                let body = Body {
+                    plain: self.render_list(st, embed, apps()),
+                    gzip: Arc::default(),
+                };
+                let mut lists = lock(&self.lists);
+                if lists.len() >= LISTS_KEPT {
+                    lists.clear();
+                }
+                lists.insert(key, (revision, body.clone()));
+                body
+            }
+        };
+        if accept_gzip && body.plain.len() >= GZIP_MIN_BYTES {
+            // Compressed once per list and revision, then shared.
+            let bytes = body.gzip.get_or_init(|| gzip(&body.plain)).clone();
+            return Rendered {
+                bytes,
+                gzipped: true,
+            };
         }
-        let apps = apps();
+        Rendered {
+            bytes: body.plain,
+            gzipped: false,
+        }
+    }
+
+    fn render_list(&self, st: &State, embed: &AppEmbed, apps: Vec<&AppDefinition>) -> Bytes {
         let texts = self.app_texts(st, &apps, embed);
         let mut out = String::with_capacity(texts.iter().map(|t| t.len() + 1).sum::<usize>() + 16);
         out.push_str("{\"apps\":[");
@@ -126,13 +188,7 @@ impl RenderCache {
             out.push_str(text);
         }
         out.push_str("]}");
-        let body = Bytes::from(out);
-        let mut lists = lock(&self.lists);
-        if lists.len() >= LISTS_KEPT {
-            lists.clear();
-        }
-        lists.insert(key, (revision, body.clone()));
-        body
+        Bytes::from(out)
     }
 
     /// The text of each app, rendered now only if it changed since last time.
@@ -379,10 +435,26 @@ mod tests {
     }
 
     fn cached(cache: &RenderCache, st: &State, embed: &AppEmbed) -> String {
-        let body = cache.apps_list(st, "q", embed, || {
+        let body = cache.apps_list(st, "q", embed, false, || {
             st.root.apps.values().map(|a| a.as_ref()).collect()
         });
-        String::from_utf8(body.to_vec()).expect("utf-8")
+        assert!(!body.gzipped);
+        let plain = String::from_utf8(body.bytes.to_vec()).expect("utf-8");
+        // The gzip form of the same list decompresses to the same text.
+        let zipped = cache.apps_list(st, "q", embed, true, || {
+            st.root.apps.values().map(|a| a.as_ref()).collect()
+        });
+        if zipped.gzipped {
+            use std::io::Read;
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(&zipped.bytes[..])
+                .read_to_string(&mut text)
+                .expect("gzip");
+            assert_eq!(text, plain);
+        } else {
+            assert!(plain.len() < GZIP_MIN_BYTES);
+        }
+        plain
     }
 
     #[test]
