@@ -352,6 +352,16 @@ async fn paths_embeds_selectors_and_booleans() {
         let list = marathon.get(&format!("/v2/apps?embed={embed}")).await;
         assert!(list["apps"][0]["tasks"].is_array(), "{embed}");
     }
+    // Clients that accept gzip get it (and the same list).
+    let zipped = reqwest::Client::new()
+        .get(format!("{}/v2/apps?embed=apps.tasks", marathon.url()))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zipped.headers()["content-encoding"], "gzip");
+    let bytes = zipped.bytes().await.unwrap();
+    assert_eq!(&bytes[..2], &[0x1f, 0x8b], "a gzip stream");
     let plain = marathon.get("/v2/apps").await;
     assert!(plain["apps"][0].get("tasks").is_none());
     assert!(plain["apps"][0]["tasksRunning"].is_number());
