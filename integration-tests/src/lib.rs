@@ -18,7 +18,7 @@ mod proxy;
 
 pub use cluster::{Cluster, ClusterBuilder};
 pub use framework::TestFramework;
-pub use marathon::{Marathon, MarathonAnswer};
+pub use marathon::{EventStream, Marathon, MarathonAnswer};
 pub use proxy::FaultProxy;
 
 /// Polls `$cond` (an async expression yielding `bool`) every 20 ms until it

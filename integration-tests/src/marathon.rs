@@ -23,6 +23,36 @@ pub struct MarathonAnswer {
     pub text: String,
 }
 
+/// A subscription to `/v2/events`, with everything read so far.
+pub struct EventStream {
+    /// The response's headers.
+    pub headers: reqwest::header::HeaderMap,
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    /// The text read so far.
+    pub seen: String,
+}
+
+impl EventStream {
+    /// Reads until `done(seen)` holds; panics after `timeout` with what was seen.
+    pub async fn read_until(&mut self, timeout: Duration, done: impl Fn(&str) -> bool) -> &str {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !done(&self.seen) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            assert!(
+                !left.is_zero(),
+                "events not seen in time; seen: {}",
+                self.seen
+            );
+            match tokio::time::timeout(left, futures::StreamExt::next(&mut self.body)).await {
+                Ok(Some(Ok(chunk))) => self.seen.push_str(&String::from_utf8_lossy(&chunk)),
+                Ok(_) => panic!("the event stream ended; seen: {}", self.seen),
+                Err(_) => {}
+            }
+        }
+        &self.seen
+    }
+}
+
 /// A Marathon instance serving on loopback.
 pub struct Marathon {
     trigger: ShutdownTrigger,
@@ -80,6 +110,25 @@ impl Marathon {
     /// The API's base URL.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Subscribes to `/v2/events` with `event_type` filters (none: every event).
+    pub async fn events(&self, types: &[&str]) -> EventStream {
+        let query: Vec<(&str, &str)> = types.iter().map(|t| ("event_type", *t)).collect();
+        let response = self
+            .http
+            .get(format!("{}/v2/events", self.url))
+            .query(&query)
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .expect("events answer");
+        assert_eq!(response.status(), 200, "GET /v2/events");
+        EventStream {
+            headers: response.headers().clone(),
+            body: Box::pin(response.bytes_stream()),
+            seen: String::new(),
+        }
     }
 
     /// Sends a request; `body` is sent as JSON text when given.

@@ -795,15 +795,7 @@ async fn a_deployment_whose_tasks_keep_failing_fails_and_rolls_back() {
     marathon.wait_running("/flaky", 1, WAIT).await;
     marathon.wait_for_deployments(WAIT).await;
     let old_task = marathon.tasks_in_state("/flaky", "TASK_RUNNING").await[0]["id"].clone();
-    let events = reqwest::Client::new()
-        .get(format!(
-            "{}/v2/events?event_type=deployment_failed",
-            marathon.url()
-        ))
-        .send()
-        .await
-        .unwrap();
-    let mut events = events.bytes_stream();
+    let mut events = marathon.events(&["deployment_failed"]).await;
     // A broken version: its tasks never start (the artifact cannot be fetched).
     let broken = marathon
         .call(
@@ -813,25 +805,9 @@ async fn a_deployment_whose_tasks_keep_failing_fails_and_rolls_back() {
         )
         .await;
     assert_eq!(broken.status, 200, "{}", broken.text);
-    let mut seen = String::new();
-    assert_eventually!(
-        WAIT,
-        {
-            if let Ok(Some(Ok(chunk))) = tokio::time::timeout(
-                Duration::from_millis(200),
-                futures::StreamExt::next(&mut events),
-            )
-            .await
-            {
-                seen.push_str(&String::from_utf8_lossy(&chunk));
-            }
-            seen.contains("event: deployment_failed")
-        },
-        "the deployment did not fail: {} {} {}",
-        marathon.get("/v2/apps/flaky").await,
-        marathon.get("/v2/queue").await,
-        marathon.get("/v2/deployments").await
-    );
+    let seen = events
+        .read_until(WAIT, |seen| seen.contains("event: deployment_failed"))
+        .await;
     assert!(seen.contains("rolled back"), "{seen}");
     // The rollback deployment restores the previous command; the old task was never touched.
     marathon.wait_for_deployments(WAIT).await;

@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use agora_integration_tests::{assert_eventually, Cluster, Marathon};
-use futures::StreamExt;
 use serde_json::{json, Value};
 
 /// Every key of Marathon's `app.App` type, plus what embeds add
@@ -376,21 +375,17 @@ async fn paths_embeds_selectors_and_booleans() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_stream_as_server_sent_events() {
     let (cluster, marathon) = start().await;
-    let response = reqwest::Client::new()
-        .get(format!(
-            "{}/v2/events?event_type=api_post_event&event_type=deployment_success&event_type=status_update_event",
-            marathon.url()
-        ))
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert!(response.headers()["content-type"]
+    let mut stream = marathon
+        .events(&[
+            "api_post_event",
+            "deployment_success",
+            "status_update_event",
+        ])
+        .await;
+    assert!(stream.headers["content-type"]
         .to_str()
         .unwrap()
         .starts_with("text/event-stream"));
-    let mut stream = response.bytes_stream();
     let created = marathon
         .call(
             "POST",
@@ -399,21 +394,14 @@ async fn events_stream_as_server_sent_events() {
         )
         .await;
     assert_eq!(created.status, 201);
-    let mut seen = String::new();
-    assert_eventually!(
-        Duration::from_secs(30),
-        {
-            if let Ok(Some(Ok(chunk))) =
-                tokio::time::timeout(Duration::from_millis(200), stream.next()).await
-            {
-                seen.push_str(&String::from_utf8_lossy(&chunk));
-            }
+    let seen = stream
+        .read_until(Duration::from_secs(30), |seen| {
             seen.contains("event: api_post_event")
                 && seen.contains("event: deployment_success")
                 && seen.contains("TASK_RUNNING")
-        },
-        "events not seen: {seen}"
-    );
+        })
+        .await
+        .to_string();
     // The filter held: no other event types.
     assert!(!seen.contains("event: event_stream_attached"), "{seen}");
     let data_line = seen
@@ -427,29 +415,13 @@ async fn events_stream_as_server_sent_events() {
     assert!(event["timestamp"].as_str().unwrap().ends_with('Z'));
 
     // A subscriber that goes away is announced to the others.
-    let watcher = reqwest::Client::new()
-        .get(format!(
-            "{}/v2/events?event_type=event_stream_detached",
-            marathon.url()
-        ))
-        .send()
-        .await
-        .unwrap();
-    let mut watcher = watcher.bytes_stream();
+    let mut watcher = marathon.events(&["event_stream_detached"]).await;
     drop(stream);
-    let mut detached = String::new();
-    assert_eventually!(
-        Duration::from_secs(30),
-        {
-            if let Ok(Some(Ok(chunk))) =
-                tokio::time::timeout(Duration::from_millis(200), watcher.next()).await
-            {
-                detached.push_str(&String::from_utf8_lossy(&chunk));
-            }
-            detached.contains("event: event_stream_detached")
-        },
-        "no event_stream_detached: {detached}"
-    );
+    watcher
+        .read_until(Duration::from_secs(30), |seen| {
+            seen.contains("event: event_stream_detached")
+        })
+        .await;
     drop(watcher);
     marathon.stop().await;
     cluster.stop().await;
