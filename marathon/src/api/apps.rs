@@ -1,8 +1,6 @@
 //! `/v2/apps`: list, create, update (one or many), rollback, restart,
 //! delete, tasks and versions.
 
-use std::sync::Arc;
-
 use serde_json::{json, Map, Value};
 use warp::http::Method;
 
@@ -380,16 +378,9 @@ async fn delete(ctx: &ApiContext, req: &Request, id: PathId) -> Result<Reply, Ap
 async fn restart(ctx: &ApiContext, req: &Request, id: PathId) -> Result<Reply, ApiError> {
     let force = req.flag("force", false)?;
     let change: ChangeFn = Box::new(move |root: &RootGroup, version: Timestamp| {
-        let app = root.app(&id).ok_or_else(|| ApiError::unknown_app(&id))?;
         let mut target = root.clone();
-        target.put_app((**app).clone(), version);
-        if let Some(stored) = target.apps.get_mut(&id) {
-            let stored = Arc::make_mut(stored);
-            stored.version = Some(version);
-            stored.version_info = Some(crate::model::app::VersionInfo {
-                last_scaling_at: version,
-                last_config_change_at: version,
-            });
+        if !target.restart_app(&id, version) {
+            return Err(ApiError::unknown_app(&id));
         }
         Ok(target)
     });

@@ -381,17 +381,6 @@ impl State {
             .map(|d| d.plan.id.clone())
             .collect()
     }
-
-    /// Service ports in use by apps other than `except`.
-    pub fn used_service_ports(&self, except: Option<&PathId>) -> BTreeSet<i64> {
-        self.root
-            .apps
-            .values()
-            .filter(|a| Some(&a.id) != except)
-            .flat_map(|a| a.service_ports())
-            .filter(|p| *p != 0)
-            .collect()
-    }
 }
 
 /// Whether an unreachable instance has been unreachable past its app's `inactiveAfterSeconds`.
