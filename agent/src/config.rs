@@ -15,9 +15,12 @@ use agora_coord::{Detector, StaticDetector};
 use agora_proto::Attribute;
 
 pub use crate::checkpoint::RecoverMode;
+pub use crate::containerizer::ContainerizerKind;
 
 /// Mesos' default agent port.
 pub const DEFAULT_PORT: u16 = 5051;
+/// Where the Docker engine listens by default.
+pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
 
 /// Everything the agent needs to run.
 #[derive(Clone)]
@@ -78,6 +81,22 @@ pub struct AgentConfig {
     /// `--disk-watch-interval`: how often the work dir's disk usage is read
     /// for GC (Mesos: 1 min).
     pub disk_watch_interval: Duration,
+    /// `--containerizers`: the containerizers to run, in order; `None` runs
+    /// the Mesos one, and the Docker one when its engine answers at
+    /// `docker_socket` (and the agent has an executor program).
+    pub containerizers: Option<Vec<ContainerizerKind>>,
+    /// `--docker-socket`: the Docker engine's API socket.
+    pub docker_socket: PathBuf,
+    /// `--docker-kill-orphans`: at start, remove Docker containers of this
+    /// agent (labelled with its work dir) that no checkpointed task owns.
+    pub docker_kill_orphans: bool,
+    /// `--docker-stop-timeout`: the grace period of Docker tasks without a
+    /// kill policy; `None` uses `executor_shutdown_grace_period`.
+    pub docker_stop_timeout: Option<Duration>,
+    /// `--advertise-ip`: the address reported for tasks on the host's
+    /// network (`TaskStatus.container_status.network_infos`); `None` uses
+    /// `ip` when it is a specific address, else the hostname's first.
+    pub advertise_ip: Option<IpAddr>,
 }
 
 impl AgentConfig {
@@ -106,7 +125,31 @@ impl AgentConfig {
             gc_delay: Duration::from_secs(7 * 86_400),
             gc_disk_headroom: 0.1,
             disk_watch_interval: Duration::from_secs(60),
+            containerizers: None,
+            docker_socket: PathBuf::from(DEFAULT_DOCKER_SOCKET),
+            docker_kill_orphans: true,
+            docker_stop_timeout: None,
+            advertise_ip: None,
         }
+    }
+
+    /// The address reported for tasks on the host's network: `--advertise-ip`,
+    /// else `--ip` when specific, else the first address the hostname
+    /// resolves to (IPv4 first); `None` when nothing says.
+    pub fn task_ip(&self) -> Option<IpAddr> {
+        if let Some(ip) = self.advertise_ip {
+            return Some(ip);
+        }
+        if !self.ip.is_unspecified() {
+            return Some(self.ip);
+        }
+        let mut found: Vec<IpAddr> =
+            std::net::ToSocketAddrs::to_socket_addrs(&(self.hostname.as_str(), 0))
+                .ok()?
+                .map(|a| a.ip())
+                .collect();
+        found.sort_by_key(|ip| (ip.is_loopback(), ip.is_ipv6()));
+        found.into_iter().next()
     }
 
     /// Like [`AgentConfig::new`] for a master at a fixed `host:port` (`--master`).
@@ -143,6 +186,12 @@ impl AgentConfig {
                 flag: "--gc-disk-headroom",
                 range: "0.0 to 1.0",
             });
+        }
+        if self.containerizers.as_ref().is_some_and(Vec::is_empty) {
+            return Err(ConfigError::Empty("--containerizers"));
+        }
+        if self.docker_socket.as_os_str().is_empty() {
+            return Err(ConfigError::Empty("--docker-socket"));
         }
         self.parsed_resources()?;
         self.parsed_attributes()?;
@@ -201,6 +250,11 @@ impl fmt::Debug for AgentConfig {
             .field("gc_delay", &self.gc_delay)
             .field("gc_disk_headroom", &self.gc_disk_headroom)
             .field("disk_watch_interval", &self.disk_watch_interval)
+            .field("containerizers", &self.containerizers)
+            .field("docker_socket", &self.docker_socket)
+            .field("docker_kill_orphans", &self.docker_kill_orphans)
+            .field("docker_stop_timeout", &self.docker_stop_timeout)
+            .field("advertise_ip", &self.advertise_ip)
             .finish_non_exhaustive()
     }
 }
@@ -240,6 +294,9 @@ pub enum ConfigError {
     /// `--isolation` names an unknown isolator or one the host lacks.
     #[error(transparent)]
     Isolation(#[from] crate::isolation::policy::IsolationError),
+    /// `--containerizers` asks for one this agent cannot run here.
+    #[error("--containerizers: {0}")]
+    Containerizer(String),
 }
 
 #[cfg(test)]
@@ -298,5 +355,21 @@ mod tests {
         let mut c = config();
         c.hostname = " ".into();
         assert_eq!(c.validate(), Err(ConfigError::Empty("--hostname")));
+
+        let mut c = config();
+        c.containerizers = Some(Vec::new());
+        assert_eq!(c.validate(), Err(ConfigError::Empty("--containerizers")));
+    }
+
+    #[test]
+    fn tasks_on_the_host_network_get_the_agents_address() {
+        let mut c = config();
+        assert_eq!(c.task_ip(), Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        c.advertise_ip = Some("10.1.2.3".parse().expect("ip"));
+        assert_eq!(c.task_ip(), c.advertise_ip);
+        let mut c = config();
+        c.ip = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        c.hostname = "localhost".into();
+        assert!(c.task_ip().is_some_and(|ip| ip.is_loopback()));
     }
 }

@@ -116,21 +116,111 @@ impl AgentHandle {
 const LEFTOVER_KILL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Validates `config`, recovers or clears the checkpoint, binds the HTTP
-/// port and starts the agent: with the shim containerizer when
-/// `executor_program` is set, else the POSIX one.
+/// port and starts the agent with the containerizers it asks for (see
+/// [`containerizers`]).
 pub async fn start(config: AgentConfig, shutdown: Shutdown) -> Result<AgentHandle, AgentError> {
     config.validate()?;
-    let containerizer: Arc<dyn Containerizer> = match &config.executor_program {
-        Some(program) => {
-            let (isolation, cgroups) = isolation_setup(&config)?;
-            Arc::new(
-                containerizer::shim::ShimContainerizer::new(program, &config.work_dir)
-                    .with_isolation(isolation, cgroups),
-            )
+    let containerizer = containerizers(&config).await?;
+    start_with(config, Arc::new(containerizer), shutdown).await
+}
+
+/// The containerizers of `--containerizers`, composed: the Mesos one runs
+/// tasks under executor shims when `executor_program` is set, else as plain
+/// children (POSIX); the Docker one needs the shims and an engine that
+/// answers on `--docker-socket`. Without `--containerizers` the agent runs
+/// the Mesos one and the Docker one when it can, and says in one log line
+/// which, and why not Docker; asked for explicitly, a containerizer that
+/// cannot run is an error naming the flag.
+pub async fn containerizers(
+    config: &AgentConfig,
+) -> Result<containerizer::composing::ComposingContainerizer, AgentError> {
+    use containerizer::ContainerizerKind as Kind;
+    let explicit = config.containerizers.is_some();
+    let wanted = config
+        .containerizers
+        .clone()
+        .unwrap_or_else(|| vec![Kind::Mesos, Kind::Docker]);
+    let mut members: Vec<(Kind, Arc<dyn Containerizer>)> = Vec::new();
+    let mut docker_note = String::new();
+    for kind in wanted {
+        match kind {
+            Kind::Mesos => {
+                let native: Arc<dyn Containerizer> = match &config.executor_program {
+                    Some(program) => {
+                        let (isolation, cgroups) = isolation_setup(config)?;
+                        Arc::new(
+                            containerizer::shim::ShimContainerizer::new(program, &config.work_dir)
+                                .with_isolation(isolation, cgroups),
+                        )
+                    }
+                    None => Arc::new(containerizer::posix::PosixContainerizer::new()),
+                };
+                members.push((Kind::Mesos, native));
+            }
+            Kind::Docker => match docker_containerizer(config).await {
+                Ok((docker, note)) => {
+                    docker_note = note;
+                    members.push((Kind::Docker, Arc::new(docker)));
+                }
+                Err(why) if explicit => return Err(ConfigError::Containerizer(why).into()),
+                Err(why) => docker_note = format!(" (no Docker: {why})"),
+            },
         }
-        None => Arc::new(containerizer::posix::PosixContainerizer::new()),
+    }
+    let composed = containerizer::composing::ComposingContainerizer::new(members);
+    tracing::info!(
+        "containerizers: {}{docker_note}",
+        Kind::join(&composed.kinds())
+    );
+    Ok(composed)
+}
+
+/// The Docker containerizer, once its engine answered; the text says which
+/// engine, for the log line.
+async fn docker_containerizer(
+    config: &AgentConfig,
+) -> Result<(containerizer::docker::DockerContainerizer, String), String> {
+    use containerizer::docker::{engine, DockerContainerizer, DockerSettings};
+    let Some(program) = &config.executor_program else {
+        return Err(
+            "Docker containers run under executor shims, and this agent has no executor program"
+                .into(),
+        );
     };
-    start_with(config, containerizer, shutdown).await
+    let engine = engine::probe(&config.docker_socket)
+        .await
+        .map_err(|e| format!("{e} (--docker-socket)"))?;
+    std::fs::create_dir_all(&config.work_dir).map_err(|e| {
+        format!(
+            "--work-dir: cannot create {}: {e}",
+            config.work_dir.display()
+        )
+    })?;
+    let work_dir =
+        std::fs::canonicalize(&config.work_dir).unwrap_or_else(|_| config.work_dir.clone());
+    let settings = DockerSettings {
+        socket: config.docker_socket.clone(),
+        api_version: engine.api_version,
+        work_dir: work_dir.display().to_string(),
+        cfs_quota: config.cgroups_enable_cfs,
+    };
+    let note = format!(
+        " (Docker {} at {}, API {}.{})",
+        engine.version,
+        config.docker_socket.display(),
+        engine.api_version.major,
+        engine.api_version.minor
+    );
+    Ok((
+        DockerContainerizer::new(
+            program,
+            &config.work_dir,
+            engine.client,
+            settings,
+            config.docker_kill_orphans,
+        ),
+        note,
+    ))
 }
 
 /// Detects once what the host allows, checks `--isolation` against it, and
@@ -265,6 +355,9 @@ pub async fn start_with(
         resources,
         attributes,
         default_grace: config.executor_shutdown_grace_period,
+        docker_grace: config.docker_stop_timeout,
+        ip: config.task_ip(),
+        containerizers: containerizer.kinds(),
         task_path: std::env::var("PATH").ok(),
         record,
     };

@@ -5,12 +5,15 @@
 //! they know: "Command exited with status 3", "Command terminated with
 //! signal SIGKILL".
 
+use std::net::IpAddr;
+
+use agora_proto::network_info::IpAddress;
 use agora_proto::task_status::{Reason, Source};
 use agora_proto::{
-    AgentId, ContainerId, ContainerStatus, ExecutorId, TaskId, TaskState, TaskStatus,
+    AgentId, ContainerId, ContainerStatus, ExecutorId, NetworkInfo, TaskId, TaskState, TaskStatus,
 };
 
-use crate::containerizer::{LimitedResource, Termination};
+use crate::containerizer::{ContainerNetwork, LimitedResource, Termination};
 
 /// The fields every update of one task shares.
 #[derive(Debug, Clone)]
@@ -21,8 +24,39 @@ pub struct StatusTarget<'a> {
     pub executor_id: &'a str,
     /// This agent.
     pub agent_id: &'a str,
-    /// The container and its main pid, once launched.
-    pub container: Option<(&'a str, i32)>,
+    /// The container, once launched.
+    pub container: Option<RunningContainer<'a>>,
+}
+
+/// A launched container as its task's statuses describe it.
+#[derive(Debug, Clone)]
+pub struct RunningContainer<'a> {
+    /// The container id.
+    pub id: &'a str,
+    /// Its main pid.
+    pub pid: i32,
+    /// Its addresses (see [`network_infos`]).
+    pub network_infos: Vec<NetworkInfo>,
+}
+
+/// `ContainerStatus.network_infos` as Mesos reports them: a container on a
+/// network of its own has its address there, one on the host's network the
+/// agent's (none when the agent does not know its own address).
+pub fn network_infos(networks: &[ContainerNetwork], agent_ip: Option<IpAddr>) -> Vec<NetworkInfo> {
+    let info = |name: Option<String>, ip: IpAddr| NetworkInfo {
+        ip_addresses: vec![IpAddress {
+            ip_address: Some(ip.to_string()),
+        }],
+        name,
+        ..Default::default()
+    };
+    if networks.is_empty() {
+        return agent_ip.map(|ip| info(None, ip)).into_iter().collect();
+    }
+    networks
+        .iter()
+        .map(|n| info(Some(n.name.clone()), n.ip))
+        .collect()
 }
 
 /// What a status says beyond its target.
@@ -76,13 +110,13 @@ pub fn new_status(target: &StatusTarget<'_>, outcome: Outcome) -> TaskStatus {
         }),
         timestamp: Some(agora_common::time::now_secs()),
         uuid: Some(uuid::Uuid::new_v4().as_bytes().to_vec()),
-        container_status: target.container.map(|(id, pid)| ContainerStatus {
+        container_status: target.container.as_ref().map(|c| ContainerStatus {
             container_id: Some(ContainerId {
-                value: id.to_string(),
+                value: c.id.to_string(),
                 parent: None,
             }),
-            network_infos: Vec::new(),
-            executor_pid: Some(pid),
+            network_infos: c.network_infos.clone(),
+            executor_pid: Some(c.pid),
         }),
         ..Default::default()
     }
@@ -181,13 +215,51 @@ mod tests {
             task_id: "t",
             executor_id: "t",
             agent_id: "a",
-            container: Some(("c", 42)),
+            container: Some(RunningContainer {
+                id: "c",
+                pid: 42,
+                network_infos: network_infos(&[], "10.0.0.7".parse().ok()),
+            }),
         };
         let a = new_status(&target, Outcome::state(TaskState::TaskRunning));
         let b = new_status(&target, Outcome::state(TaskState::TaskRunning));
         assert_ne!(a.uuid, b.uuid);
         assert_eq!(a.uuid.as_ref().map(Vec::len), Some(16));
-        assert_eq!(a.container_status.and_then(|c| c.executor_pid), Some(42));
         assert!(a.timestamp.is_some_and(|t| t > 0.0));
+        let container = a.container_status.expect("container status");
+        assert_eq!(container.executor_pid, Some(42));
+        assert_eq!(
+            container.network_infos[0].ip_addresses[0]
+                .ip_address
+                .as_deref(),
+            Some("10.0.0.7")
+        );
+    }
+
+    #[test]
+    fn addresses_are_the_containers_own_or_the_agents() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let addresses = |infos: Vec<NetworkInfo>| -> Vec<(Option<String>, String)> {
+            infos
+                .into_iter()
+                .map(|n| {
+                    let ip = n.ip_addresses[0].ip_address.clone().unwrap_or_default();
+                    (n.name, ip)
+                })
+                .collect()
+        };
+        assert_eq!(
+            addresses(network_infos(&[], Some(ip("10.0.0.7")))),
+            vec![(None, "10.0.0.7".to_string())]
+        );
+        assert!(network_infos(&[], None).is_empty());
+        let own = [ContainerNetwork {
+            name: "bridge".into(),
+            ip: ip("172.17.0.2"),
+        }];
+        assert_eq!(
+            addresses(network_infos(&own, Some(ip("10.0.0.7")))),
+            vec![(Some("bridge".to_string()), "172.17.0.2".to_string())]
+        );
     }
 }

@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use agora_proto::{FrameworkInfo, TaskInfo, TaskState};
 
+use crate::containerizer::ContainerNetwork;
+
 /// Identifies a task on this agent: (framework id, task id).
 pub type TaskKey = (String, String);
 
@@ -134,6 +136,9 @@ pub struct TaskEntry {
     pub phase: Phase,
     /// The container's main pid, once launched.
     pub pid: Option<i32>,
+    /// The container's own addresses, once launched (empty on the host's
+    /// network).
+    pub networks: Vec<ContainerNetwork>,
     /// The sandbox, once made.
     pub sandbox: Option<PathBuf>,
     /// The grace period of the kill in progress.
@@ -287,6 +292,7 @@ mod tests {
             state: TaskState::TaskStaging,
             phase: Running,
             pid: None,
+            networks: Vec::new(),
             sandbox: None,
             kill_grace: None,
         }

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use agora_agent::config::RecoverMode;
+use agora_agent::config::{ContainerizerKind, RecoverMode};
 use agora_agent::AgentConfig;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -73,6 +73,26 @@ pub struct AgentArgs {
     /// How often the work dir's disk usage is checked for sandbox GC.
     #[arg(long, default_value = "1mins", value_parser = duration, env = "AGORA_DISK_WATCH_INTERVAL")]
     pub disk_watch_interval: Duration,
+    /// Containerizers to run, comma-separated: `mesos` (host commands) and
+    /// `docker` (DOCKER containers through the Docker engine). Default: mesos,
+    /// and docker when the engine answers on --docker-socket.
+    #[arg(long, env = "AGORA_CONTAINERIZERS")]
+    pub containerizers: Option<String>,
+    /// The Docker engine's API socket.
+    #[arg(long, default_value = agora_agent::config::DEFAULT_DOCKER_SOCKET, env = "AGORA_DOCKER_SOCKET")]
+    pub docker_socket: PathBuf,
+    /// At start, remove this agent's Docker containers that no task it
+    /// recovered owns (`--docker-kill-orphans=false` leaves them).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "AGORA_DOCKER_KILL_ORPHANS")]
+    pub docker_kill_orphans: bool,
+    /// Grace period between the stop signal and SIGKILL for Docker tasks
+    /// without a kill policy (default: --executor-shutdown-grace-period).
+    #[arg(long, value_parser = duration, env = "AGORA_DOCKER_STOP_TIMEOUT")]
+    pub docker_stop_timeout: Option<Duration>,
+    /// The address reported for tasks on the host's network (default: --ip
+    /// when it is a specific address, else the hostname's).
+    #[arg(long, env = "AGORA_ADVERTISE_IP")]
+    pub advertise_ip: Option<IpAddr>,
 }
 
 /// `--recover` values, as Mesos spells them.
@@ -112,6 +132,16 @@ impl AgentArgs {
         config.gc_delay = self.gc_delay;
         config.gc_disk_headroom = self.gc_disk_headroom;
         config.disk_watch_interval = self.disk_watch_interval;
+        config.containerizers = self
+            .containerizers
+            .as_deref()
+            .map(ContainerizerKind::parse_list)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--containerizers: {e}"))?;
+        config.docker_socket = self.docker_socket;
+        config.docker_kill_orphans = self.docker_kill_orphans;
+        config.docker_stop_timeout = self.docker_stop_timeout;
+        config.advertise_ip = self.advertise_ip;
         config.executor_program = Some(own_binary()?);
         config.validate()?;
         Ok(config)

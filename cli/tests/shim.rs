@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use agora_agent::containerizer::shim::ShimContainerizer;
-use agora_agent::containerizer::{CommandSpec, Containerizer, LaunchSpec, Termination};
+use agora_agent::containerizer::{CommandSpec, Containerizer, LaunchSpec, Run, Termination};
 use nix::sys::signal::Signal;
 
 fn spec(work_dir: &Path, script: &str) -> LaunchSpec {
@@ -17,7 +17,7 @@ fn spec(work_dir: &Path, script: &str) -> LaunchSpec {
     LaunchSpec {
         container_id,
         sandbox,
-        command: CommandSpec::Shell(script.into()),
+        run: Run::Command(CommandSpec::Shell(script.into())),
         env: vec![("PATH".into(), "/usr/bin:/bin".into())],
         uris: Vec::new(),
         resources: Default::default(),
@@ -105,11 +105,11 @@ async fn exit_codes_and_launch_failures() {
     );
 
     let mut missing = spec(dir.path(), "");
-    missing.command = CommandSpec::Exec {
+    missing.run = Run::Command(CommandSpec::Exec {
         program: "/nonexistent/prog".into(),
         argv0: None,
         args: vec![],
-    };
+    });
     let err = c.launch(missing).await.expect_err("no such program");
     assert!(err.to_string().contains("/nonexistent/prog"), "{err}");
 }

@@ -133,6 +133,35 @@ impl TestFramework {
         .await
     }
 
+    /// Waits until every task of `task_ids` has reached a terminal state,
+    /// in whatever order their updates come; returns each one's last
+    /// update.
+    pub async fn terminal_updates(
+        &mut self,
+        task_ids: &[&str],
+    ) -> std::collections::HashMap<String, TaskStatus> {
+        let mut done = std::collections::HashMap::new();
+        let what = format!("{task_ids:?} to end");
+        while done.len() < task_ids.len() {
+            let status = self
+                .expect(WAIT, &what, |e| match e {
+                    SchedulerEvent::Update(s)
+                        if agora_common::task_state::is_terminal(s.state())
+                            && task_ids.iter().any(|id| {
+                                s.task_id.as_ref().map(|t| t.value.as_str()) == Some(*id)
+                            }) =>
+                    {
+                        Some(s.clone())
+                    }
+                    _ => None,
+                })
+                .await;
+            let id = status.task_id.clone().map(|t| t.value).unwrap_or_default();
+            done.insert(id, status);
+        }
+        done
+    }
+
     /// Waits for any update of `task_id`.
     pub async fn any_update(&mut self, task_id: &str) -> TaskStatus {
         let what = format!("an update of {task_id}");

@@ -1,11 +1,14 @@
 //! A small builder for command tasks, so a framework does not have to
-//! assemble `TaskInfo` field by field.
+//! assemble `TaskInfo` field by field; [`TaskBuilder::container`] runs one in
+//! a container (a `DOCKER` one needs an agent that advertises the Docker
+//! containerizer in `Offer.containerizers`).
 
 use agora_common::resources::{self, Resources};
 use agora_proto::command_info;
 use agora_proto::environment::{variable, Variable};
 use agora_proto::{
-    CommandInfo, DurationInfo, Environment, KillPolicy, Labels, Offer, TaskId, TaskInfo,
+    CommandInfo, ContainerInfo, DurationInfo, Environment, KillPolicy, Labels, Offer, TaskId,
+    TaskInfo,
 };
 
 /// Builds a `TaskInfo` running a shell command.
@@ -19,6 +22,7 @@ pub struct TaskBuilder {
     grace_period: Option<std::time::Duration>,
     labels: Option<Labels>,
     uris: Vec<command_info::Uri>,
+    container: Option<ContainerInfo>,
 }
 
 impl TaskBuilder {
@@ -34,6 +38,7 @@ impl TaskBuilder {
             grace_period: None,
             labels: None,
             uris: Vec::new(),
+            container: None,
         }
     }
 
@@ -91,6 +96,13 @@ impl TaskBuilder {
         self
     }
 
+    /// Runs the command in `container` (e.g. `DOCKER` with an image: the
+    /// command then runs through the image's `/bin/sh -c`).
+    pub fn container(mut self, container: ContainerInfo) -> Self {
+        self.container = Some(container);
+        self
+    }
+
     /// The `TaskInfo` for launching on `offer`'s agent, its resources
     /// allocated to the offer's role.
     pub fn build(self, offer: &Offer) -> TaskInfo {
@@ -130,6 +142,7 @@ impl TaskBuilder {
                 }),
             }),
             labels: self.labels,
+            container: self.container,
             ..Default::default()
         }
     }

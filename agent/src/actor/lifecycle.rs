@@ -21,10 +21,13 @@ use agora_proto::task_status::Reason;
 use agora_proto::{FrameworkInfo, KillPolicy, TaskInfo, TaskState};
 
 use super::{Actor, Internal};
+use crate::containerizer::docker::spec::SANDBOX_IN_CONTAINER;
 use crate::containerizer::env::{task_environment, EnvContext};
-use crate::containerizer::{CommandSpec, ContainerResources, LaunchSpec};
+use crate::containerizer::{ContainerResources, ContainerizerKind, LaunchSpec, Run};
 use crate::sandbox::SandboxIds;
-use crate::status::{new_status, termination_outcome, Outcome, StatusTarget};
+use crate::status::{
+    network_infos, new_status, termination_outcome, Outcome, RunningContainer, StatusTarget,
+};
 use crate::tasks::{Effect, Phase, PhaseEvent, TaskEntry, TaskKey};
 
 fn has_capability(framework: &FrameworkInfo, capability: Capability) -> bool {
@@ -59,7 +62,6 @@ impl Actor {
         }
         tracing::info!(%framework_id, %task_id, "launching task");
         let container_id = uuid::Uuid::new_v4().to_string();
-        let command = task.command.clone();
         self.tasks.insert(
             key.clone(),
             TaskEntry {
@@ -73,6 +75,7 @@ impl Actor {
                     kill_requested: false,
                 },
                 pid: None,
+                networks: Vec::new(),
                 sandbox: None,
                 kill_grace: None,
             },
@@ -82,12 +85,21 @@ impl Actor {
             self.launch_failed(&key, "the agent is shutting down".into());
             return;
         }
-        let Some(command) = command else {
-            self.launch_failed(&key, "only command tasks are supported".into());
-            return;
-        };
-
         let agent_id = self.current_agent_id();
+        let run = match Run::of(&task, &agent_id, &framework_id) {
+            Ok(run) => run,
+            Err(e) => {
+                self.launch_failed(&key, e.to_string());
+                return;
+            }
+        };
+        let in_container = run.kind() == ContainerizerKind::Docker;
+        let uris = task
+            .command
+            .as_ref()
+            .map(|c| c.uris.clone())
+            .unwrap_or_default();
+
         let sandboxes = self.sandboxes.clone();
         let containerizer = self.containerizer.clone();
         let internal = self.internal.clone();
@@ -120,15 +132,16 @@ impl Actor {
                     sandbox: &sandbox_text,
                     hostname: &hostname,
                     path: path.as_deref(),
+                    container_sandbox: in_container.then_some(SANDBOX_IN_CONTAINER),
                 },
                 &task,
             );
             let spec = LaunchSpec {
                 container_id: container_id.clone(),
                 sandbox: sandbox.clone(),
-                command: CommandSpec::from_command_info(&command),
+                run,
                 env,
-                uris: command.uris.clone(),
+                uris,
                 resources: ContainerResources::of(&task.resources),
             };
             let launched = containerizer.launch(spec).await;
@@ -163,12 +176,18 @@ impl Actor {
     ) -> Duration {
         let key: TaskKey = (framework_id.to_string(), task_id.to_string());
         let default_grace = self.me.default_grace;
+        let docker_grace = self.me.docker_grace;
         let Some(entry) = self.tasks.get_mut(&key) else {
             return Duration::ZERO;
         };
+        // `--docker-stop-timeout`, when given, is the Docker tasks' default.
+        let fallback = match ContainerizerKind::of(&entry.info) {
+            ContainerizerKind::Docker => docker_grace.unwrap_or(default_grace),
+            ContainerizerKind::Mesos => default_grace,
+        };
         let grace = grace_of(policy.as_ref())
             .or_else(|| grace_of(entry.info.kill_policy.as_ref()))
-            .unwrap_or(default_grace);
+            .unwrap_or(fallback);
         let (phase, effect) = entry.phase.step(PhaseEvent::Kill);
         entry.phase = phase;
         if effect != Effect::StartKill {
@@ -234,6 +253,7 @@ impl Actor {
                     Err(message) => self.launch_failed(&key, message),
                     Ok((launched, sandbox)) => {
                         entry.pid = Some(launched.pid);
+                        entry.networks = launched.networks;
                         entry.sandbox = Some(sandbox);
                         let (phase, effect) = entry.phase.step(PhaseEvent::Launched);
                         entry.phase = phase;
@@ -322,7 +342,11 @@ impl Actor {
                 task_id: &key.1,
                 executor_id: &entry.executor_id,
                 agent_id: &agent_id,
-                container: entry.pid.map(|pid| (entry.container_id.as_str(), pid)),
+                container: entry.pid.map(|pid| RunningContainer {
+                    id: &entry.container_id,
+                    pid,
+                    network_infos: network_infos(&entry.networks, self.me.ip),
+                }),
             },
             outcome,
         );

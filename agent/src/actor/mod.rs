@@ -27,6 +27,7 @@ mod report;
 pub use recovery::kill_leftovers;
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +43,7 @@ use tokio::task::JoinSet;
 use tokio::time::{sleep_until, Instant};
 
 use crate::checkpoint::Checkpoint;
-use crate::containerizer::{Containerizer, Launched, Termination};
+use crate::containerizer::{Containerizer, ContainerizerKind, Launched, Termination};
 use crate::error::AgentError;
 use crate::gc::GcHandle;
 use crate::http::state::Counters;
@@ -94,6 +95,13 @@ pub struct Identity {
     pub attributes: Vec<Attribute>,
     /// The kill grace period when no kill policy says otherwise.
     pub default_grace: Duration,
+    /// The same for Docker tasks, when `--docker-stop-timeout` is given.
+    pub docker_grace: Option<Duration>,
+    /// The agent's own address, reported as the address of tasks on the
+    /// host's network.
+    pub ip: Option<IpAddr>,
+    /// The containerizers this agent runs, advertised in its `AgentInfo`.
+    pub containerizers: Vec<ContainerizerKind>,
     /// `PATH` handed to tasks.
     pub task_path: Option<String>,
     /// The boot id and flags checkpointed with the agent's id (its

@@ -23,7 +23,7 @@ use agora_proto::{AgentId, AgentInfo, TaskState};
 use tokio::time::Instant;
 
 use super::{Actor, Internal};
-use crate::containerizer::Termination;
+use crate::containerizer::{ContainerizerKind, Termination};
 use crate::status_update::Update;
 use crate::tasks::{Phase, TaskEntry, TaskKey};
 
@@ -76,6 +76,7 @@ impl Actor {
             id: Some(AgentId {
                 value: agent_id.to_string(),
             }),
+            containerizers: Vec::new(),
         });
         if let Err(e) = self.checkpoint.write_agent(&record) {
             tracing::error!(error = %e, "cannot checkpoint the agent");
@@ -119,6 +120,7 @@ impl Actor {
             };
             let sandbox =
                 Some(PathBuf::from(&record.sandbox)).filter(|_| !record.sandbox.is_empty());
+            let kind = ContainerizerKind::of(&info);
             self.tasks.insert(
                 key.clone(),
                 TaskEntry {
@@ -129,6 +131,7 @@ impl Actor {
                     state,
                     phase,
                     pid: record.pid,
+                    networks: Vec::new(),
                     sandbox: sandbox.clone(),
                     kill_grace: None,
                 },
@@ -146,7 +149,13 @@ impl Actor {
             tracing::info!(%framework_id, %task_id, ?state, ?phase, "recovered task");
             if phase.is_live() {
                 self.recovering.insert(key.clone());
-                self.find_container(key, record.container_id, sandbox, record.pid.is_some());
+                self.find_container(
+                    key,
+                    record.container_id,
+                    sandbox,
+                    kind,
+                    record.pid.is_some(),
+                );
             }
         }
     }
@@ -156,6 +165,7 @@ impl Actor {
         key: TaskKey,
         container_id: String,
         sandbox: Option<PathBuf>,
+        kind: ContainerizerKind,
         launched: bool,
     ) {
         let containerizer = self.containerizer.clone();
@@ -163,7 +173,7 @@ impl Actor {
         self.workers.spawn(async move {
             let found = match &sandbox {
                 Some(dir) => containerizer
-                    .recover(&container_id, dir)
+                    .recover(&container_id, dir, kind)
                     .await
                     .map(|l| (l, dir.clone()))
                     .map_err(|e| e.to_string()),
@@ -224,7 +234,14 @@ pub async fn kill_leftovers(
             continue;
         }
         let sandbox = PathBuf::from(&task.sandbox);
-        let Ok(found) = containerizer.recover(&task.container_id, &sandbox).await else {
+        let kind = task
+            .task
+            .as_ref()
+            .map_or(ContainerizerKind::Mesos, ContainerizerKind::of);
+        let Ok(found) = containerizer
+            .recover(&task.container_id, &sandbox, kind)
+            .await
+        else {
             continue;
         };
         tracing::info!(container_id = %task.container_id, pid = found.pid, "killing a task of the previous run");

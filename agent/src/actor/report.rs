@@ -21,6 +21,12 @@ impl Actor {
             resources: self.me.resources.to_vec(),
             attributes: self.me.attributes.clone(),
             id: agent_id.clone().map(|value| AgentId { value }),
+            containerizers: self
+                .me
+                .containerizers
+                .iter()
+                .map(|k| k.container_type() as i32)
+                .collect(),
         };
         let version = agora_common::VERSION.to_string();
         let message = match agent_id {

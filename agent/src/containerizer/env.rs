@@ -4,7 +4,9 @@
 //! find their tools); the agent's own variables (credentials, `RUST_LOG`...)
 //! would otherwise leak into every task. On top come Mesos' variables, the
 //! Marathon-style port variables, and last the task's own
-//! `command.environment`, which may override any of them.
+//! `command.environment`, which may override any of them. A task in a
+//! container of its own image gets no `PATH` from the host (the image's
+//! applies) and sees its sandbox where it is mounted, as Mesos does.
 
 use agora_proto::environment::variable::Type as VariableType;
 use agora_proto::{value, TaskInfo};
@@ -27,6 +29,9 @@ pub struct EnvContext<'a> {
     pub hostname: &'a str,
     /// The agent's `PATH`, if any.
     pub path: Option<&'a str>,
+    /// Where the sandbox is mounted, for a task in a container image of its
+    /// own (`/mnt/mesos/sandbox`); `None` for a task on the host.
+    pub container_sandbox: Option<&'a str>,
 }
 
 /// The ports of a task's `ports` resources, in the order they were given.
@@ -46,16 +51,22 @@ pub fn task_environment(ctx: &EnvContext<'_>, task: &TaskInfo) -> Vec<(String, S
         .as_ref()
         .map(|t| t.value.as_str())
         .unwrap_or_default();
-    let mut env: Vec<(String, String)> = vec![
-        ("PATH".into(), ctx.path.unwrap_or(DEFAULT_PATH).into()),
+    let mut env: Vec<(String, String)> = Vec::new();
+    if ctx.container_sandbox.is_none() {
+        env.push(("PATH".into(), ctx.path.unwrap_or(DEFAULT_PATH).into()));
+    }
+    env.extend([
         ("HOST".into(), ctx.hostname.into()),
         ("MESOS_TASK_ID".into(), task_id.into()),
         ("MESOS_AGENT_ID".into(), ctx.agent_id.into()),
         ("MESOS_FRAMEWORK_ID".into(), ctx.framework_id.into()),
         ("MESOS_EXECUTOR_ID".into(), ctx.executor_id.into()),
-        ("MESOS_SANDBOX".into(), ctx.sandbox.into()),
+        (
+            "MESOS_SANDBOX".into(),
+            ctx.container_sandbox.unwrap_or(ctx.sandbox).into(),
+        ),
         ("MESOS_DIRECTORY".into(), ctx.sandbox.into()),
-    ];
+    ]);
     let ports = task_ports(task);
     for (i, port) in ports.iter().enumerate() {
         env.push((format!("PORT{i}"), port.to_string()));
@@ -114,6 +125,7 @@ mod tests {
             sandbox: "/sb",
             hostname: "node1",
             path: Some("/bin"),
+            container_sandbox: None,
         }
     }
 
@@ -141,6 +153,18 @@ mod tests {
         assert_eq!(get(&env, "MESOS_TASK_ID"), Some("t1"));
         assert_eq!(get(&env, "MESOS_SANDBOX"), Some("/sb"));
         assert_eq!(get(&env, "HOST"), Some("node1"));
+    }
+
+    #[test]
+    fn a_container_keeps_its_image_path_and_sees_the_mounted_sandbox() {
+        let ctx = EnvContext {
+            container_sandbox: Some("/mnt/mesos/sandbox"),
+            ..ctx()
+        };
+        let env = task_environment(&ctx, &TaskInfo::default());
+        assert_eq!(get(&env, "PATH"), None);
+        assert_eq!(get(&env, "MESOS_SANDBOX"), Some("/mnt/mesos/sandbox"));
+        assert_eq!(get(&env, "MESOS_DIRECTORY"), Some("/sb"));
     }
 
     #[test]

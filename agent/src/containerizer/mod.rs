@@ -1,12 +1,17 @@
 //! The boundary between the agent and the processes it runs.
 //!
 //! The agent actor decides *what* runs and *when* it is killed; a
-//! [`Containerizer`] knows *how*. [`shim::ShimContainerizer`] (what `agora
-//! agent` uses) runs each task under an executor shim process that outlives
-//! the agent; [`posix::PosixContainerizer`] forks the command straight from
-//! the agent's process, for agents embedded in a test binary or a program
-//! that is not `agora` (its tasks die with the agent and are not recovered).
-//! Isolation (namespaces, cgroups) and Docker slot in behind the same trait.
+//! [`Containerizer`] knows *how*. [`composing::ComposingContainerizer`] is
+//! the one the actor talks to: it hands each task to the containerizer of
+//! its kind ([`ContainerizerKind`], Mesos' `--containerizers`): the
+//! **Mesos** (native) one for tasks without a container or with a `MESOS`
+//! container, **Docker** ([`docker::DockerContainerizer`]) for `DOCKER`
+//! ones, and refuses a task whose containerizer this agent does not run.
+//! Native tasks run under [`shim::ShimContainerizer`] (each task under an
+//! executor shim process that outlives the agent; what `agora agent` uses)
+//! or [`posix::PosixContainerizer`] (forked straight from the agent, for
+//! agents embedded in a test binary or a program that is not `agora`: its
+//! tasks die with the agent and are not recovered).
 //!
 //! A container's life through the trait: [`Containerizer::launch`] returns
 //! once the process runs (or [`Containerizer::recover`] finds it again after
@@ -15,15 +20,21 @@
 //! to all of it and SIGKILL after the grace period. The actor calls `wait`
 //! exactly once per container.
 
+pub mod composing;
+pub mod docker;
 pub mod env;
+mod kind;
 pub mod posix;
 pub mod shim;
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use nix::sys::signal::Signal;
+
+pub use kind::{ContainerizerKind, ParseKindError, Run, RunError};
 
 /// What to run, fully resolved by the agent (sandbox made, env built).
 #[derive(Debug, Clone)]
@@ -32,8 +43,8 @@ pub struct LaunchSpec {
     pub container_id: String,
     /// The sandbox: working directory, home of `stdout` and `stderr`.
     pub sandbox: PathBuf,
-    /// The command.
-    pub command: CommandSpec,
+    /// What runs: a host command, or a Docker container.
+    pub run: Run,
     /// The complete environment (nothing else is inherited).
     pub env: Vec<(String, String)>,
     /// `CommandInfo.uris`, fetched into the sandbox before the command
@@ -143,10 +154,33 @@ impl CommandSpec {
 }
 
 /// A running container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Launched {
     /// The pid of the container's main process (reported as `executor_pid`).
     pub pid: i32,
+    /// The container's own addresses, for containers on a network of their
+    /// own (Docker's bridge or a user network); empty for those on the
+    /// host's network, whose address is the agent's.
+    pub networks: Vec<ContainerNetwork>,
+}
+
+impl Launched {
+    /// A container on the host's network.
+    pub fn on_host(pid: i32) -> Self {
+        Launched {
+            pid,
+            networks: Vec::new(),
+        }
+    }
+}
+
+/// A container's address on one network.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ContainerNetwork {
+    /// The network's name (`bridge`, or a user network's).
+    pub name: String,
+    /// The container's address on it.
+    pub ip: IpAddr,
 }
 
 /// How a container's main process ended.
@@ -209,6 +243,12 @@ pub enum LaunchError {
     /// A URI could not be fetched into the sandbox.
     #[error(transparent)]
     Fetch(#[from] crate::fetcher::FetchError),
+    /// The task needs a containerizer this agent does not run.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The task's container cannot be made as it is described.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// A container of a previous agent run that cannot be found again.
@@ -232,10 +272,16 @@ pub trait Containerizer: Send + Sync + 'static {
     /// Starts the container; returns once its main process runs.
     async fn launch(&self, spec: LaunchSpec) -> Result<Launched, LaunchError>;
 
-    /// Finds again a container a previous run of the agent launched in
-    /// `sandbox`; afterwards it is known as if just launched (its `wait` may
-    /// resolve at once, when it ended while the agent was away).
-    async fn recover(&self, container_id: &str, sandbox: &Path) -> Result<Launched, RecoverError>;
+    /// Finds again a container of `kind` that a previous run of the agent
+    /// launched in `sandbox`; afterwards it is known as if just launched
+    /// (its `wait` may resolve at once, when it ended while the agent was
+    /// away).
+    async fn recover(
+        &self,
+        container_id: &str,
+        sandbox: &Path,
+        kind: ContainerizerKind,
+    ) -> Result<Launched, RecoverError>;
 
     /// Resolves once the container's main process has ended and every process
     /// it started is gone; forgets the container afterwards.
@@ -252,6 +298,12 @@ pub trait Containerizer: Send + Sync + 'static {
     /// recovery decision; nothing to do by default.
     async fn clean_up_orphans(&self, known: &[String]) {
         let _ = known;
+    }
+
+    /// The kinds of task this containerizer runs (the agent advertises
+    /// them in its `AgentInfo.containerizers`).
+    fn kinds(&self) -> Vec<ContainerizerKind> {
+        vec![ContainerizerKind::Mesos]
     }
 
     /// The container's resource usage, where its isolation measures it

@@ -30,7 +30,8 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
 use super::{
-    Containerizer, LaunchError, LaunchSpec, Launched, RecoverError, Termination, UnknownContainer,
+    Containerizer, ContainerizerKind, LaunchError, LaunchSpec, Launched, RecoverError, Run,
+    Termination, UnknownContainer,
 };
 
 struct Entry {
@@ -78,6 +79,11 @@ fn signal_group(pgid: Pid, signal: Signal) {
 #[async_trait]
 impl Containerizer for PosixContainerizer {
     async fn launch(&self, spec: LaunchSpec) -> Result<Launched, LaunchError> {
+        let Run::Command(run) = &spec.run else {
+            return Err(LaunchError::Unsupported(
+                "the POSIX containerizer runs host commands only".into(),
+            ));
+        };
         if !spec.uris.is_empty() {
             let cache = std::env::temp_dir().join("agora-fetch-cache");
             crate::fetcher::fetch(&spec.uris, &spec.sandbox, &cache).await?;
@@ -91,8 +97,8 @@ impl Containerizer for PosixContainerizer {
         };
         let (stdout, stderr) = (open("stdout")?, open("stderr")?);
 
-        let program = spec.command.program().to_string();
-        let mut command = Command::from(spec.command.to_command());
+        let program = run.program().to_string();
+        let mut command = Command::from(run.to_command());
         command
             .env_clear()
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
@@ -119,7 +125,7 @@ impl Containerizer for PosixContainerizer {
                 child: Some(child),
             },
         );
-        Ok(Launched { pid })
+        Ok(Launched::on_host(pid))
     }
 
     async fn wait(&self, container_id: &str) -> Result<Termination, UnknownContainer> {
@@ -156,7 +162,12 @@ impl Containerizer for PosixContainerizer {
         Ok(termination)
     }
 
-    async fn recover(&self, container_id: &str, _sandbox: &Path) -> Result<Launched, RecoverError> {
+    async fn recover(
+        &self,
+        container_id: &str,
+        _sandbox: &Path,
+        _kind: ContainerizerKind,
+    ) -> Result<Launched, RecoverError> {
         Err(RecoverError {
             container_id: container_id.to_string(),
             reason: "the POSIX containerizer's tasks end with the agent".into(),
@@ -197,7 +208,7 @@ mod tests {
         LaunchSpec {
             container_id: uuid::Uuid::new_v4().to_string(),
             sandbox: dir.to_path_buf(),
-            command,
+            run: Run::Command(command),
             env: vec![("GREETING".into(), "hello".into())],
             uris: Vec::new(),
             resources: Default::default(),

@@ -2,6 +2,11 @@
 //! `agora` binary in `executor` mode, see [`crate::executor`]) that runs and
 //! supervises the task and outlives the agent.
 //!
+//! The Docker containerizer runs its containers under shims too (in the
+//! shim's Docker mode) through [`ShimContainerizer::start`] with a config of
+//! its own making, and [`ShimContainerizer::respawn`] when a container
+//! outlived its shim.
+//!
 //! `launch` writes the shim's config into the sandbox, starts the shim in a
 //! process group of its own, and dials its socket
 //! (`<work_dir>/shims/<container_id>.sock`: outside the sandbox because a
@@ -37,7 +42,8 @@ use crate::isolation::cgroups::CgroupManager;
 use crate::isolation::policy::ShimIsolation;
 
 use super::{
-    Containerizer, LaunchError, LaunchSpec, Launched, RecoverError, Termination, UnknownContainer,
+    Containerizer, ContainerizerKind, LaunchError, LaunchSpec, Launched, RecoverError, Run,
+    Termination, UnknownContainer,
 };
 use crate::executor::protocol::{
     encode, read_json, shim_file, termination, write_json_atomic, ExitRecord, ShimConfig,
@@ -132,8 +138,8 @@ impl ShimContainerizer {
         // A reset is a shim that closed its listener with our connection
         // still in the backlog: it ended, like an end of stream.
         let first = lines.next_line().await.unwrap_or(None);
-        let pid = match first.as_deref().map(serde_json::from_str::<ShimEvent>) {
-            Some(Ok(ShimEvent::Started { pid })) => pid,
+        let (pid, networks) = match first.as_deref().map(serde_json::from_str::<ShimEvent>) {
+            Some(Ok(ShimEvent::Started { pid, networks })) => (pid, networks),
             // The shim was ending as we dialled: its exit file is written.
             None => return self.ended_from_exit_file(container_id, sandbox),
             Some(other) => {
@@ -173,7 +179,7 @@ impl ShimContainerizer {
         });
         self.table()
             .insert(container_id.to_string(), Entry { requests, ended });
-        Ok(Launched { pid })
+        Ok(Launched { pid, networks })
     }
 
     /// Registers a container whose shim has ended, from its exit file.
@@ -188,7 +194,7 @@ impl ShimContainerizer {
                 let (_, ended) = watch::channel(Some(termination(status, limitation)));
                 self.table()
                     .insert(container_id.to_string(), Entry { requests, ended });
-                Ok(Launched { pid })
+                Ok(Launched::on_host(pid))
             }
             Ok(Some(ExitRecord::LaunchFailed { message })) => Err(message),
             Ok(None) => Err("the shim ended without recording an exit status".into()),
@@ -206,40 +212,76 @@ fn termination_from_file(path: &Path) -> Termination {
     }
 }
 
-#[async_trait]
-impl Containerizer for ShimContainerizer {
-    async fn launch(&self, spec: LaunchSpec) -> Result<Launched, LaunchError> {
-        let socket = self.socket_path(&spec.container_id);
-        if socket.as_os_str().len() > MAX_SOCKET_PATH {
+impl ShimContainerizer {
+    /// The shim configuration of a host command.
+    fn command_config(&self, spec: LaunchSpec) -> Result<ShimConfig, LaunchError> {
+        let Run::Command(command) = &spec.run else {
+            return Err(LaunchError::Unsupported(
+                "the native executor shim runs host commands only".into(),
+            ));
+        };
+        Ok(ShimConfig {
+            container_id: spec.container_id.clone(),
+            sandbox: spec.sandbox.clone(),
+            socket: self.socket_path(&spec.container_id),
+            command: command.into(),
+            env: spec.env,
+            uris: spec.uris.iter().map(Into::into).collect(),
+            fetch_cache: Some(self.fetch_cache.clone()),
+            isolation: self.isolation.clone(),
+            resources: spec.resources,
+        })
+    }
+
+    /// The fetcher cache shims of this containerizer share.
+    pub fn fetch_cache(&self) -> &Path {
+        &self.fetch_cache
+    }
+
+    /// Writes `config` into its sandbox and starts its shim; returns once
+    /// the shim says the task runs.
+    pub async fn start(&self, config: ShimConfig) -> Result<Launched, LaunchError> {
+        if config.socket.as_os_str().len() > MAX_SOCKET_PATH {
             return Err(LaunchError::Shim(format!(
                 "the shim socket path {} is longer than {MAX_SOCKET_PATH} bytes; use a shorter --work-dir",
-                socket.display()
+                config.socket.display()
             )));
         }
         let shim_error =
             |what: &str, e: std::io::Error| LaunchError::Shim(format!("cannot {what}: {e}"));
         std::fs::create_dir_all(&self.socket_dir)
             .map_err(|e| shim_error("create the shims directory", e))?;
-        std::fs::create_dir_all(spec.sandbox.join(SHIM_DIR))
+        std::fs::create_dir_all(config.sandbox.join(SHIM_DIR))
             .map_err(|e| shim_error("create the shim directory", e))?;
-        let config = ShimConfig {
-            container_id: spec.container_id.clone(),
-            sandbox: spec.sandbox.clone(),
-            socket: socket.clone(),
-            command: (&spec.command).into(),
-            env: spec.env,
-            uris: spec.uris.iter().map(Into::into).collect(),
-            fetch_cache: Some(self.fetch_cache.clone()),
-            isolation: self.isolation.clone(),
-            resources: spec.resources,
-        };
-        let config_path = shim_file(&spec.sandbox, CONFIG_FILE);
+        let config_path = shim_file(&config.sandbox, CONFIG_FILE);
         write_json_atomic(&config_path, &config)
             .map_err(|e| shim_error("write the shim config", e))?;
+        self.spawn_and_dial(&config.container_id, &config.sandbox)
+            .await
+    }
+
+    /// Starts a new shim for a container whose shim died, from the
+    /// `shim.json` still in its sandbox (a Docker container runs on without
+    /// its shim; the new one adopts it).
+    pub async fn respawn(&self, container_id: &str, sandbox: &Path) -> Result<Launched, String> {
+        self.spawn_and_dial(container_id, sandbox)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn spawn_and_dial(
+        &self,
+        container_id: &str,
+        sandbox: &Path,
+    ) -> Result<Launched, LaunchError> {
+        let shim_error =
+            |what: &str, e: std::io::Error| LaunchError::Shim(format!("cannot {what}: {e}"));
+        let socket = self.socket_path(container_id);
+        let config_path = shim_file(sandbox, CONFIG_FILE);
         let log = OpenOptions::new()
             .create(true)
             .append(true)
-            .open(shim_file(&spec.sandbox, LOG_FILE))
+            .open(shim_file(sandbox, LOG_FILE))
             .map_err(|e| shim_error("open the shim log", e))?;
         let log2 = log
             .try_clone()
@@ -269,7 +311,7 @@ impl Containerizer for ShimContainerizer {
             match UnixStream::connect(&socket).await {
                 Ok(stream) => {
                     return self
-                        .attach(&spec.container_id, stream, &spec.sandbox)
+                        .attach(container_id, stream, sandbox)
                         .await
                         .map_err(LaunchError::Shim)
                 }
@@ -278,7 +320,7 @@ impl Containerizer for ShimContainerizer {
                         // Ended before we could dial: the task failed to
                         // start, or already ran to its end.
                         return self
-                            .ended_from_exit_file(&spec.container_id, &spec.sandbox)
+                            .ended_from_exit_file(container_id, sandbox)
                             .map_err(|e| {
                                 LaunchError::Shim(format!(
                                     "{e} (shim {status}; see {SHIM_DIR}/{LOG_FILE})"
@@ -297,8 +339,21 @@ impl Containerizer for ShimContainerizer {
             }
         }
     }
+}
 
-    async fn recover(&self, container_id: &str, sandbox: &Path) -> Result<Launched, RecoverError> {
+#[async_trait]
+impl Containerizer for ShimContainerizer {
+    async fn launch(&self, spec: LaunchSpec) -> Result<Launched, LaunchError> {
+        let config = self.command_config(spec)?;
+        self.start(config).await
+    }
+
+    async fn recover(
+        &self,
+        container_id: &str,
+        sandbox: &Path,
+        _kind: ContainerizerKind,
+    ) -> Result<Launched, RecoverError> {
         let result = match UnixStream::connect(self.socket_path(container_id)).await {
             Ok(stream) => self.attach(container_id, stream, sandbox).await,
             Err(_) => {

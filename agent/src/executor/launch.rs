@@ -38,6 +38,7 @@ pub(super) fn spawn_task(config: &ShimConfig) -> Result<(Pid, Guard), String> {
     };
     let (stdout, stderr) = (open("stdout")?, open("stderr")?);
     let spec = match &config.command {
+        Command::Docker { .. } => return Err("a Docker container is not a host command".into()),
         Command::Shell { script } => CommandSpec::Shell(script.clone()),
         Command::Exec {
             program,

@@ -20,6 +20,17 @@
 //!    process left, writes `exit_status` atomically, tells the connected
 //!    agent if any, and exits.
 //!
+//! **Docker mode** (`shim.json` says `command: {type: docker}`): the shim is
+//! the container's supervisor, as Mesos' docker executor is. It binds its
+//! socket, fetches URIs, then has the engine pull the image if it is missing
+//! (or `force_pull`), create and start the container, or adopts the
+//! container of that name if one exists (a shim restarted after a crash);
+//! it copies the container's output into the sandbox's `stdout`/`stderr`
+//! through the engine's logs API, learns the exit from the engine's wait API
+//! (no polling), carries out kills itself (the image's stop signal, SIGKILL
+//! after the grace period), reports an OOM kill as the memory limitation,
+//! removes the container and writes `exit_status` as above. See [`docker`].
+//!
 //! The shim runs in its own process group (the agent starts it so), so a
 //! signal to the agent's group (Ctrl-C in a terminal) reaches neither the
 //! shim nor the task, and nothing ties the shim's life to the agent's: a
@@ -27,9 +38,11 @@
 //! single-threaded tokio runtime and keeps nothing but one connection, so it
 //! stays small (a few MiB of RSS, mostly the shared binary's pages).
 
+mod docker;
 mod isolate;
 mod launch;
 pub mod protocol;
+mod session;
 mod tree;
 
 use std::io;
@@ -39,18 +52,17 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::{interval_at, sleep, sleep_until, Instant, Interval, MissedTickBehavior};
 
 use crate::containerizer::Limitation;
 
 use protocol::{
-    encode, shim_file, write_json_atomic, ExitRecord, ExitStatus, ShimConfig, ShimEvent,
+    shim_file, write_json_atomic, Command, ExitRecord, ExitStatus, ShimConfig, ShimEvent,
     ShimRequest, EXIT_FILE,
 };
+use session::Session;
 
 /// How long the shim keeps SIGKILLing a task's leftovers before it gives up
 /// on processes stuck in uninterruptible sleep.
@@ -98,29 +110,24 @@ pub fn run(config_path: &Path) -> Result<(), ShimError> {
     runtime.block_on(supervise(config))
 }
 
-/// The connected agent, if any.
-struct Conn {
-    lines: Lines<BufReader<OwnedReadHalf>>,
-    out: OwnedWriteHalf,
-}
-
-impl Conn {
-    async fn send(&mut self, event: &ShimEvent) -> io::Result<()> {
-        let mut line = encode(event);
-        line.push('\n');
-        self.out.write_all(line.as_bytes()).await
-    }
-}
-
-async fn next_request(conn: &mut Option<Conn>) -> io::Result<Option<String>> {
-    match conn {
-        Some(c) => c.lines.next_line().await,
-        None => std::future::pending().await,
-    }
-}
-
 async fn supervise(config: ShimConfig) -> Result<(), ShimError> {
     let setup = |what| move |source| ShimError::Setup { what, source };
+    let exit_file = shim_file(&config.sandbox, EXIT_FILE);
+    // A socket left by a crashed shim of the same container would make bind fail.
+    let _ = std::fs::remove_file(&config.socket);
+    if let Command::Docker { run } = &config.command {
+        // Bound before the engine is asked for anything: the agent's dial
+        // succeeds at once and it waits for `started` however long a pull takes.
+        let listener = UnixListener::bind(&config.socket).map_err(setup("bind the shim socket"))?;
+        let end = match launch::fetch(&config).await {
+            Ok(()) => docker::supervise(&config, run, listener).await,
+            Err(message) => (
+                Ending::LaunchFailed(message),
+                SessionEnd::Listening(listener),
+            ),
+        };
+        return finish(&config, &exit_file, end).await;
+    }
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         // Without it, double-forked processes escape to init; the process
         // group still catches everything that does not call setsid.
@@ -128,9 +135,6 @@ async fn supervise(config: ShimConfig) -> Result<(), ShimError> {
     }
     // Registered before the task exists, so its SIGCHLD cannot be missed.
     let mut sigchld = signal(SignalKind::child()).map_err(setup("handle SIGCHLD"))?;
-    let exit_file = shim_file(&config.sandbox, EXIT_FILE);
-    // A socket left by a crashed shim of the same container would make bind fail.
-    let _ = std::fs::remove_file(&config.socket);
     // Bound before the fetch: the agent's dial succeeds at once and it then
     // waits for `started` however long the download takes.
     let listener = UnixListener::bind(&config.socket).map_err(setup("bind the shim socket"))?;
@@ -141,20 +145,23 @@ async fn supervise(config: ShimConfig) -> Result<(), ShimError> {
     let (main, guard) = match launched {
         Ok(started) => started,
         Err(message) => {
-            tracing::warn!(%message, "task launch failed");
-            // The record first, then the socket closes: the agent, waiting
-            // for `started`, sees the end and reads why.
-            write_json_atomic(&exit_file, &ExitRecord::LaunchFailed { message })
-                .map_err(setup("write the exit status"))?;
-            drop(listener);
-            let _ = std::fs::remove_file(&config.socket);
-            return Ok(());
+            let end = (
+                Ending::LaunchFailed(message),
+                SessionEnd::Listening(listener),
+            );
+            return finish(&config, &exit_file, end).await;
         }
     };
     tracing::info!(container_id = %config.container_id, pid = main.as_raw(), "task started");
 
     let me = std::process::id() as i32;
-    let mut conn: Option<Conn> = None;
+    let mut session = Session::start(
+        listener,
+        ShimEvent::Started {
+            pid: main.as_raw(),
+            networks: Vec::new(),
+        },
+    );
     let mut kill_at: Option<Instant> = None;
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
     let mut limitation: Option<Limitation> = None;
@@ -172,34 +179,19 @@ async fn supervise(config: ShimConfig) -> Result<(), ShimError> {
         }
         tokio::select! {
             _ = sigchld.recv() => {}
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let mut c = connection(stream);
-                    match c.send(&ShimEvent::Started { pid: main.as_raw() }).await {
-                        Ok(()) => conn = Some(c),
-                        Err(e) => tracing::warn!(error = %e, "agent connection failed"),
+            request = session.request() => match request {
+                ShimRequest::Kill { grace_ms } => {
+                    let grace = Duration::from_millis(grace_ms);
+                    tracing::info!(?grace, "killing the task");
+                    if grace.is_zero() {
+                        tree::signal_descendants(me, Signal::SIGKILL);
+                    } else {
+                        tree::signal_descendants(me, Signal::SIGTERM);
+                        // A second kill may shorten the grace, never lengthen it.
+                        let at = Instant::now() + grace;
+                        kill_at = Some(kill_at.map_or(at, |k| k.min(at)));
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "accept failed"),
-            },
-            line = next_request(&mut conn) => match line {
-                Ok(Some(line)) => match serde_json::from_str::<ShimRequest>(&line) {
-                    Ok(ShimRequest::Kill { grace_ms }) => {
-                        let grace = Duration::from_millis(grace_ms);
-                        tracing::info!(?grace, "killing the task");
-                        if grace.is_zero() {
-                            tree::signal_descendants(me, Signal::SIGKILL);
-                        } else {
-                            tree::signal_descendants(me, Signal::SIGTERM);
-                            // A second kill may shorten the grace, never lengthen it.
-                            let at = Instant::now() + grace;
-                            kill_at = Some(kill_at.map_or(at, |k| k.min(at)));
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, %line, "invalid request ignored"),
-                },
-                // The agent went away; it will dial again when it is back.
-                Ok(None) | Err(_) => conn = None,
             },
             _ = sleep_until(kill_at.unwrap_or(far)), if kill_at.is_some() => {
                 tracing::info!("grace period over; SIGKILL");
@@ -227,32 +219,85 @@ async fn supervise(config: ShimConfig) -> Result<(), ShimError> {
     let limitation = limitation.or_else(|| guard.memory_exceeded());
     guard.destroy().await;
     let status = exit_status(status);
-    tracing::info!(?status, ?limitation, "task ended");
-    let record = ExitRecord::Ended {
+    let ending = Ending::Ended {
         pid: main.as_raw(),
         status,
-        limitation: limitation.clone(),
+        limitation,
     };
-    // The file first: an agent that dials from now on and finds the socket
-    // dead reads it.
-    write_json_atomic(&exit_file, &record).map_err(setup("write the exit status"))?;
-    if let Some(mut c) = conn {
-        if let Err(e) = c.send(&ShimEvent::Exited { status, limitation }).await {
-            tracing::info!(error = %e, "agent gone; the exit status is in the sandbox");
-        }
-        let _ = c.out.shutdown().await;
-    }
-    drop(listener);
-    let _ = std::fs::remove_file(&config.socket);
-    Ok(())
+    finish(&config, &exit_file, (ending, SessionEnd::Serving(session))).await
 }
 
-fn connection(stream: UnixStream) -> Conn {
-    let (read, write) = stream.into_split();
-    Conn {
-        lines: BufReader::new(read).lines(),
-        out: write,
+/// How a shim's task ended, for the exit record and the agent.
+enum Ending {
+    /// It ran as `pid` and ended so.
+    Ended {
+        pid: i32,
+        status: ExitStatus,
+        limitation: Option<Limitation>,
+    },
+    /// It never started.
+    LaunchFailed(String),
+    /// Its end cannot be told (the container vanished from the engine):
+    /// no record is written, the agent reports the task's end as unknown.
+    Unknown(String),
+}
+
+/// The socket's state when the task ends: a session serving agents, or a
+/// listener whose connections were never greeted (the launch failed).
+enum SessionEnd {
+    Serving(Session),
+    Listening(UnixListener),
+}
+
+/// Writes the exit record (first: an agent that dials from now on and finds
+/// the socket dead reads it), tells the connected agent, closes the socket.
+async fn finish(
+    config: &ShimConfig,
+    exit_file: &Path,
+    (ending, session): (Ending, SessionEnd),
+) -> Result<(), ShimError> {
+    let setup = |what| move |source| ShimError::Setup { what, source };
+    let record = match ending {
+        Ending::Ended {
+            pid,
+            status,
+            limitation,
+        } => {
+            tracing::info!(?status, ?limitation, "task ended");
+            Some((
+                ExitRecord::Ended {
+                    pid,
+                    status,
+                    limitation: limitation.clone(),
+                },
+                Some(ShimEvent::Exited { status, limitation }),
+            ))
+        }
+        Ending::LaunchFailed(message) => {
+            tracing::warn!(%message, "task launch failed");
+            // The agent, waiting for `started`, sees the socket close and
+            // reads why.
+            Some((ExitRecord::LaunchFailed { message }, None))
+        }
+        Ending::Unknown(why) => {
+            tracing::error!(%why, "the task's end is unknown");
+            None
+        }
+    };
+    let event = match record {
+        Some((record, event)) => {
+            write_json_atomic(exit_file, &record).map_err(setup("write the exit status"))?;
+            event
+        }
+        None => None,
+    };
+    match (session, event) {
+        (SessionEnd::Serving(session), Some(event)) => session.finish(event).await,
+        (SessionEnd::Serving(session), None) => drop(session),
+        (SessionEnd::Listening(listener), _) => drop(listener),
     }
+    let _ = std::fs::remove_file(&config.socket);
+    Ok(())
 }
 
 /// A timer for a limit watch; the first tick is one period away.

@@ -7,7 +7,9 @@
 //! one [`ShimEvent`] or [`ShimRequest`] per line:
 //!
 //! ```text
-//! shim -> agent  {"type":"started","pid":4242}                      (first line of every connection)
+//! shim -> agent  {"type":"started","pid":4242}                      (first line of every connection;
+//!                                                                    a container on a network of its own
+//!                                                                    adds "networks":[{"name":..,"ip":..}])
 //! shim -> agent  {"type":"exited","status":{"exited":0}}            (then the shim exits)
 //! agent -> shim  {"type":"kill","grace_ms":3000}                    (SIGTERM now, SIGKILL after grace)
 //! ```
@@ -37,7 +39,10 @@ use serde::{Deserialize, Serialize};
 
 use agora_proto::command_info::Uri;
 
-use crate::containerizer::{CommandSpec, ContainerResources, Limitation, Termination};
+use crate::containerizer::docker::DockerRun;
+use crate::containerizer::{
+    CommandSpec, ContainerNetwork, ContainerResources, Limitation, Termination,
+};
 use crate::isolation::policy::ShimIsolation;
 
 /// The directory of the shim's files inside a sandbox.
@@ -58,7 +63,7 @@ pub struct ShimConfig {
     pub sandbox: PathBuf,
     /// Where the shim listens.
     pub socket: PathBuf,
-    /// The command.
+    /// What runs: a host command, or a Docker container.
     pub command: Command,
     /// The task's complete environment.
     pub env: Vec<(String, String)>,
@@ -119,10 +124,17 @@ impl From<&FetchUri> for Uri {
     }
 }
 
-/// [`CommandSpec`] as it is written to `shim.json`.
+/// What a shim runs, as it is written to `shim.json`: a [`CommandSpec`] on
+/// the host, or a Docker container the shim creates and supervises through
+/// the engine.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Command {
+    /// A Docker container (see [`crate::executor`]'s Docker mode).
+    Docker {
+        /// The container, fully described.
+        run: Box<DockerRun>,
+    },
     /// `/bin/sh -c <script>`.
     Shell {
         /// The script.
@@ -194,6 +206,9 @@ pub enum ShimEvent {
     Started {
         /// The task's main pid.
         pid: i32,
+        /// The container's addresses, when it has a network of its own.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        networks: Vec<ContainerNetwork>,
     },
     /// The task ended and every process it started is gone.
     Exited {
@@ -274,8 +289,21 @@ mod tests {
     #[test]
     fn lines_are_the_documented_json() {
         assert_eq!(
-            encode(&ShimEvent::Started { pid: 42 }),
+            encode(&ShimEvent::Started {
+                pid: 42,
+                networks: Vec::new()
+            }),
             r#"{"type":"started","pid":42}"#
+        );
+        assert_eq!(
+            encode(&ShimEvent::Started {
+                pid: 42,
+                networks: vec![ContainerNetwork {
+                    name: "bridge".into(),
+                    ip: "172.17.0.2".parse().expect("ip"),
+                }],
+            }),
+            r#"{"type":"started","pid":42,"networks":[{"name":"bridge","ip":"172.17.0.2"}]}"#
         );
         assert_eq!(
             encode(&ShimEvent::Exited {

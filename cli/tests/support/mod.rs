@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod docker;
+
 pub const RESOURCES: &str = "cpus:2;mem:1024;disk:1000;ports:[31000-31010]";
 pub const DEADLINE: Duration = Duration::from_secs(30);
 

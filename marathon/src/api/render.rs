@@ -310,7 +310,7 @@ pub fn task_json(i: &Instance, app: Option<&AppDefinition>) -> Value {
     m.insert("servicePorts".into(), json!(service_ports));
     m.insert(
         "ipAddresses".into(),
-        json!([{"ipAddress": i.host, "protocol": "IPv4"}]),
+        crate::core::ip_addresses_json(&i.ip_addresses),
     );
     m.insert("localVolumes".into(), json!([]));
     if let Some(healthy) = i.healthy {
@@ -413,6 +413,7 @@ mod tests {
             host: "host-1".into(),
             attributes: Vec::new(),
             ports: vec![31000 + n],
+            ip_addresses: Vec::new(),
             state: TaskState::TaskStaging,
             goal: Goal::Running,
             staged_at: Timestamp(2),

@@ -31,6 +31,7 @@ use crate::events::EventBus;
 use crate::model::{AppDefaults, PathId, RootGroup, Timestamp};
 use crate::storage::{Storage, StorageError, Write};
 pub use state::State;
+pub(crate) use updates::ip_addresses_json;
 
 /// The shared state, read by the API.
 pub type SharedState = Arc<RwLock<State>>;

@@ -115,6 +115,7 @@ impl Core {
                     host: l.host.clone(),
                     attributes: l.attributes.clone(),
                     ports: l.host_ports.clone(),
+                    ip_addresses: Vec::new(),
                     state: TaskState::TaskStaging,
                     goal: Goal::Running,
                     staged_at: stamp,

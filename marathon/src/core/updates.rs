@@ -17,6 +17,28 @@ use crate::model::TaskStateExt;
 use crate::model::{Instance, TaskState, Timestamp};
 use crate::storage::Write;
 
+/// The addresses in a status' `container_status.network_infos`.
+fn reported_addresses(status: &TaskStatus) -> Vec<std::net::IpAddr> {
+    status
+        .container_status
+        .iter()
+        .flat_map(|c| c.network_infos.iter())
+        .flat_map(|n| n.ip_addresses.iter())
+        .filter_map(|ip| ip.ip_address.as_deref()?.parse().ok())
+        .collect()
+}
+
+/// `ipAddresses` in Marathon's shape.
+pub(crate) fn ip_addresses_json(addresses: &[std::net::IpAddr]) -> serde_json::Value {
+    addresses
+        .iter()
+        .map(|ip| {
+            let protocol = if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+            json!({"ipAddress": ip.to_string(), "protocol": protocol})
+        })
+        .collect()
+}
+
 impl Core {
     pub(super) async fn handle_update(&mut self, status: TaskStatus) -> Result<(), CoreError> {
         let task_id = status
@@ -46,6 +68,11 @@ impl Core {
         instance.since = now;
         if let Some(healthy) = status.healthy {
             instance.healthy = Some(healthy);
+        }
+        let addresses = reported_addresses(&status);
+        let readdressed = !addresses.is_empty() && addresses != instance.ip_addresses;
+        if readdressed {
+            instance.ip_addresses = addresses;
         }
         if state == TaskState::TaskRunning && instance.started_at.is_none() {
             instance.started_at = Some(now);
@@ -82,7 +109,7 @@ impl Core {
             if failed {
                 self.count_deployment_failure(&instance, &message).await?;
             }
-        } else if previous != state || status.healthy.is_some() {
+        } else if previous != state || status.healthy.is_some() || readdressed {
             self.persist(vec![Write::Instance(Box::new(instance.clone()))])
                 .await?;
             self.state_mut().put_instance(instance.clone());
@@ -97,7 +124,7 @@ impl Core {
                 "message": message,
                 "appId": instance.app_id,
                 "host": instance.host,
-                "ipAddresses": [],
+                "ipAddresses": ip_addresses_json(&instance.ip_addresses),
                 "ports": instance.ports,
                 "version": instance.app_version,
             }),

@@ -270,6 +270,7 @@ mod tests {
             host: "host".into(),
             attributes: Vec::new(),
             ports: Vec::new(),
+            ip_addresses: Vec::new(),
             state,
             goal: Goal::Running,
             staged_at: Timestamp(staged),

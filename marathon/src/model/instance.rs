@@ -91,6 +91,11 @@ pub struct Instance {
     /// Host ports the task got.
     #[serde(default)]
     pub ports: Vec<u32>,
+    /// The task's addresses as the agent reported them
+    /// (`container_status.network_infos`): the container's own on a bridge
+    /// or user network, the agent's otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip_addresses: Vec<std::net::IpAddr>,
     /// Latest known task state.
     #[serde(with = "state_name")]
     pub state: TaskState,

@@ -63,6 +63,7 @@ impl Master {
                 resources: allocation.resources.allocated_to(&allocation.role),
                 attributes: agent.info.attributes.clone(),
                 executor_ids: Vec::new(),
+                containerizers: agent.info.containerizers.clone(),
             };
             agent.offers.insert(id.clone());
             agent.offered.add(&allocation.resources);

@@ -73,6 +73,54 @@ fn reserved_json(r: &Resources) -> Value {
     )
 }
 
+/// A `NetworkInfo` in Mesos' JSON (what Mesos-DNS reads for addresses).
+fn network_info_json(n: &agora_proto::NetworkInfo) -> Value {
+    let mut v = json!({
+        "ip_addresses": n
+            .ip_addresses
+            .iter()
+            .map(|ip| json!({"ip_address": ip.ip_address}))
+            .collect::<Vec<_>>(),
+    });
+    if let Some(name) = &n.name {
+        v["name"] = json!(name);
+    }
+    if !n.port_mappings.is_empty() {
+        v["port_mappings"] = json!(n
+            .port_mappings
+            .iter()
+            .map(|p| json!({"host_port": p.host_port, "container_port": p.container_port, "protocol": p.protocol}))
+            .collect::<Vec<_>>());
+    }
+    v
+}
+
+/// A task's `ContainerInfo` in Mesos' JSON.
+fn container_json(c: &agora_proto::ContainerInfo) -> Value {
+    let mut v = json!({"type": c.r#type().as_str_name()});
+    if let Some(d) = &c.docker {
+        v["docker"] = json!({
+            "image": d.image,
+            "network": d.network().as_str_name(),
+            "port_mappings": d
+                .port_mappings
+                .iter()
+                .map(|p| json!({"host_port": p.host_port, "container_port": p.container_port, "protocol": p.protocol}))
+                .collect::<Vec<_>>(),
+            "privileged": d.privileged.unwrap_or(false),
+            "force_pull_image": d.force_pull_image.unwrap_or(false),
+        });
+    }
+    if !c.network_infos.is_empty() {
+        v["network_infos"] = json!(c
+            .network_infos
+            .iter()
+            .map(network_info_json)
+            .collect::<Vec<_>>());
+    }
+    v
+}
+
 fn task_json(task: &Task, framework_role: &str) -> Value {
     let statuses: Vec<Value> = task
         .statuses
@@ -92,6 +140,13 @@ fn task_json(task: &Task, framework_role: &str) -> Value {
                 }
                 if let Some(pid) = cs.executor_pid {
                     c["executor_pid"] = json!(pid);
+                }
+                if !cs.network_infos.is_empty() {
+                    c["network_infos"] = json!(cs
+                        .network_infos
+                        .iter()
+                        .map(network_info_json)
+                        .collect::<Vec<_>>());
                 }
                 v["container_status"] = c;
             }
@@ -123,6 +178,9 @@ fn task_json(task: &Task, framework_role: &str) -> Value {
     });
     if let Some(user) = &task.user {
         v["user"] = json!(user);
+    }
+    if let Some(container) = &task.container {
+        v["container"] = container_json(container);
     }
     if let Some(labels) = &task.labels {
         v["labels"] = json!(labels

@@ -19,12 +19,13 @@ use std::sync::Arc;
 
 use agora_common::resources::{reservation_role, UNRESERVED};
 use agora_proto::value::{self, Range, Ranges, Scalar};
-use agora_proto::{Offer, Resource, TaskInfo};
+use agora_proto::{container_info, Offer, Resource, TaskInfo};
 use rand::Rng;
 
 use super::constraints::{meets_all, offer_attributes};
 use super::ports::{host_port_requests, pick_host_ports, take_port, HostPort};
 use super::task::build_task;
+use crate::model::app::ContainerType;
 use crate::model::{AppDefinition, Instance, PathId};
 
 /// Knobs of the matcher (Marathon's flags of the same meaning).
@@ -130,6 +131,10 @@ pub enum NoMatchReason {
     DeclinedScarceResources,
     /// No reservation for a resident app.
     NoCorrespondingReservationFound,
+    /// The agent does not run the app's containerizer (a DOCKER app on an
+    /// agent without Docker). Not one of Marathon's, which placed such apps
+    /// anyway and saw them fail at the agent.
+    UnsupportedContainerizer,
 }
 
 impl NoMatchReason {
@@ -145,6 +150,7 @@ impl NoMatchReason {
             NoMatchReason::InsufficientPorts => "InsufficientPorts",
             NoMatchReason::DeclinedScarceResources => "DeclinedScarceResources",
             NoMatchReason::NoCorrespondingReservationFound => "NoCorrespondingReservationFound",
+            NoMatchReason::UnsupportedContainerizer => "UnsupportedContainerizer",
         }
     }
 }
@@ -281,6 +287,20 @@ fn to_ranges(mut ports: Vec<u64>) -> Vec<Range> {
     out
 }
 
+/// Whether the offering agent runs the containerizer `app` needs (Docker for
+/// DOCKER containers, Mesos otherwise); an agent that advertises none runs
+/// the Mesos one alone.
+fn runs_containerizer(app: &AppDefinition, offer: &Offer) -> bool {
+    let needed = match app.container.as_ref().map(|c| c.kind) {
+        Some(ContainerType::Docker) => container_info::Type::Docker,
+        _ => container_info::Type::Mesos,
+    };
+    if offer.containerizers.is_empty() {
+        return needed == container_info::Type::Mesos;
+    }
+    offer.containerizers.contains(&(needed as i32))
+}
+
 /// Tries to place one instance of `app` on what is left of the offer
 /// (`pool`): on success the resources are taken out of `pool` and returned
 /// with the host ports; else the reasons.
@@ -296,6 +316,9 @@ fn place<R: Rng + ?Sized>(
         return Err(vec![NoMatchReason::UnfulfilledRole]);
     }
     let mut reasons = Vec::new();
+    if !runs_containerizer(app, offer) {
+        reasons.push(NoMatchReason::UnsupportedContainerizer);
+    }
     if !meets_all(&app.constraints, offer, placements) {
         reasons.push(NoMatchReason::UnfulfilledConstraint);
     }

@@ -49,6 +49,15 @@ fn offer_for(host: &str, resources: &str, role: &str) -> Offer {
     }
 }
 
+/// The offer of an agent that runs Docker besides the Mesos containerizer.
+fn with_docker(mut offer: Offer) -> Offer {
+    offer.containerizers = vec![
+        container_info::Type::Mesos as i32,
+        container_info::Type::Docker as i32,
+    ];
+    offer
+}
+
 fn run(offer: &Offer, queue: &[QueuedApp]) -> OfferMatch {
     run_with(offer, queue, &BTreeMap::new(), &MatchConfig::default())
 }
@@ -237,7 +246,7 @@ fn container_ports_fixed_dynamic_and_none() {
         "container": {"type": "DOCKER", "docker": {"image": "nginx"}, "portMappings": [
             {"containerPort": 80, "hostPort": 0}, {"containerPort": 81, "hostPort": 31004},
             {"containerPort": 82}]}}));
-    let o = offer("h1", "cpus:4;mem:1024;ports:[31000-31004]");
+    let o = with_docker(offer("h1", "cpus:4;mem:1024;ports:[31000-31004]"));
     let m = run(&o, &[queued(&a, 3)]);
     assert_eq!(m.launches.len(), 1);
     let ports = &m.launches[0].host_ports;
@@ -245,6 +254,42 @@ fn container_ports_fixed_dynamic_and_none() {
     assert_eq!(ports[1], 31004);
     assert!((31000..31004).contains(&ports[0]));
     assert_contained(&o, &m);
+}
+
+#[test]
+fn docker_apps_go_only_to_agents_running_docker() {
+    let docker = app(
+        serde_json::json!({"id": "/d", "cmd": "x", "cpus": 0.1, "mem": 1,
+        "container": {"type": "DOCKER", "docker": {"image": "busybox"}}}),
+    );
+    let plain = app(serde_json::json!({"id": "/p", "cmd": "x", "cpus": 0.1, "mem": 1}));
+    let without = offer("h1", "cpus:4;mem:1024;ports:[31000-31004]");
+    let m = run(&without, &[queued(&docker, 1), queued(&plain, 1)]);
+    assert_eq!(m.launches.len(), 1, "only the plain app fits");
+    assert_eq!(
+        m.unmatched,
+        vec![(
+            docker.id.clone(),
+            vec![NoMatchReason::UnsupportedContainerizer]
+        )]
+    );
+    assert_eq!(
+        NoMatchReason::UnsupportedContainerizer.as_str(),
+        "UnsupportedContainerizer"
+    );
+    let m = run(&with_docker(without.clone()), &[queued(&docker, 1)]);
+    assert_eq!(m.launches.len(), 1);
+    // An agent running Docker alone takes no host command.
+    let mut docker_only = without;
+    docker_only.containerizers = vec![container_info::Type::Docker as i32];
+    let m = run(&docker_only, &[queued(&plain, 1)]);
+    assert_eq!(
+        m.unmatched,
+        vec![(
+            plain.id.clone(),
+            vec![NoMatchReason::UnsupportedContainerizer]
+        )]
+    );
 }
 
 #[test]
@@ -434,6 +479,7 @@ fn placement_of_an_instance() {
         host: "h1".into(),
         attributes: vec![("rack".into(), "r1".into())],
         ports: vec![],
+        ip_addresses: Vec::new(),
         state: crate::model::TaskState::TaskRunning,
         goal: crate::model::instance::Goal::Running,
         staged_at: Default::default(),

@@ -1,0 +1,446 @@
+//! The shim's Docker mode: one container, created (or adopted) and
+//! supervised through the engine's API.
+//!
+//! * **Start.** A container of the run's name already there is *adopted*
+//!   (this shim replaces one that died: the container ran on without it);
+//!   otherwise the image is pulled when the engine lacks it or the task
+//!   forces a pull, and the container created and started. Any refusal is a
+//!   failed launch carrying the engine's message (`No such image`, a pull
+//!   that cannot reach a registry, an unknown user), so a task never waits
+//!   in STAGING for something that cannot happen.
+//! * **Output.** The engine's logs API, followed, is copied into the
+//!   sandbox's `stdout` and `stderr`; an adopted container's copy resumes
+//!   from the second the files were last written (the API counts in whole
+//!   seconds, so up to a second of output may appear twice, never missing).
+//! * **End.** The engine's wait API says when the container stops (no
+//!   polling); if the engine's connection drops the wait is renewed once it
+//!   answers again. A kill sends the container's stop signal (the image's,
+//!   SIGTERM by default), then SIGKILL after the grace period, both
+//!   carried out here so the grace period holds while the agent is down.
+//!   An OOM kill is the memory limitation; an exit code of 128 + n after
+//!   the shim sent signal n reads as that signal, as a native task's would.
+//!   The container is removed once its output is copied.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bollard::container::LogOutput;
+use bollard::errors::Error;
+use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, ContainerWaitResponse};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, KillContainerOptions, LogsOptions,
+    RemoveContainerOptions, WaitContainerOptions,
+};
+use bollard::Docker;
+use futures::{Stream, StreamExt};
+use nix::sys::signal::Signal;
+use tokio::net::UnixListener;
+use tokio::time::{sleep, sleep_until, Instant};
+
+use super::protocol::{ExitStatus, ShimConfig, ShimEvent, ShimRequest};
+use super::session::Session;
+use super::{Ending, SessionEnd};
+use crate::containerizer::docker::{engine, DockerRun};
+use crate::containerizer::{Limitation, LimitedResource};
+
+/// How long the output copy may take to drain once the container stopped.
+const OUTPUT_DRAIN: Duration = Duration::from_secs(5);
+/// Between attempts to reach an engine that stopped answering.
+const ENGINE_RETRY: Duration = Duration::from_secs(1);
+const MB: i64 = 1024 * 1024;
+
+type WaitStream = Pin<Box<dyn Stream<Item = Result<ContainerWaitResponse, Error>> + Send>>;
+
+/// Runs the container of `run` until it ends.
+pub(super) async fn supervise(
+    config: &ShimConfig,
+    run: &DockerRun,
+    listener: UnixListener,
+) -> (Ending, SessionEnd) {
+    let failed = |message: String, listener| {
+        (
+            Ending::LaunchFailed(message),
+            SessionEnd::Listening(listener),
+        )
+    };
+    let docker = match engine::connect(&run.socket, run.api_version) {
+        Ok(d) => d,
+        Err(message) => return failed(message, listener),
+    };
+    let (info, adopted) = match start(&docker, run).await {
+        Ok(started) => started,
+        Err(message) => return failed(message, listener),
+    };
+    let pid = info
+        .state
+        .as_ref()
+        .and_then(|s| s.pid)
+        .and_then(|p| i32::try_from(p).ok())
+        .unwrap_or_default();
+    let stop_signal = info
+        .config
+        .as_ref()
+        .and_then(|c| c.stop_signal.as_deref())
+        .and_then(parse_signal)
+        .unwrap_or(Signal::SIGTERM);
+    tracing::info!(container = %run.name, pid, adopted, "container running");
+    let since = if adopted {
+        last_written(&config.sandbox)
+    } else {
+        0
+    };
+    let output = tokio::spawn(copy_output(
+        docker.clone(),
+        run.name.clone(),
+        config.sandbox.clone(),
+        since,
+    ));
+    let mut session = Session::start(
+        listener,
+        ShimEvent::Started {
+            pid,
+            networks: engine::networks(&info),
+        },
+    );
+
+    let mut wait = wait_for(&docker, &run.name);
+    let mut kill_at: Option<Instant> = None;
+    let mut signalled: Option<Signal> = None;
+    let far = Instant::now() + Duration::from_secs(86_400 * 365);
+    let code = loop {
+        tokio::select! {
+            item = wait.next() => match item {
+                Some(Ok(answer)) => break Some(answer.status_code),
+                Some(Err(Error::DockerContainerWaitError { code, .. })) => break Some(code),
+                other => {
+                    // The engine went away (restarted, socket reset): find
+                    // out where the container stands once it answers again.
+                    if let Some(Err(e)) = other {
+                        tracing::warn!(error = %e, "waiting on the container failed");
+                    }
+                    match standing(&docker, &run.name).await {
+                        Standing::Running => wait = wait_for(&docker, &run.name),
+                        Standing::Stopped(code) => break Some(code),
+                        Standing::Gone => break None,
+                    }
+                }
+            },
+            request = session.request() => match request {
+                ShimRequest::Kill { grace_ms } => {
+                    let grace = Duration::from_millis(grace_ms);
+                    tracing::info!(?grace, "killing the container");
+                    let signal = if grace.is_zero() { Signal::SIGKILL } else { stop_signal };
+                    send_signal(&docker, &run.name, signal).await;
+                    signalled = Some(signal);
+                    if !grace.is_zero() {
+                        // A second kill may shorten the grace, never lengthen it.
+                        let at = Instant::now() + grace;
+                        kill_at = Some(kill_at.map_or(at, |k| k.min(at)));
+                    }
+                }
+            },
+            _ = sleep_until(kill_at.unwrap_or(far)), if kill_at.is_some() => {
+                tracing::info!("grace period over; SIGKILL");
+                kill_at = None;
+                send_signal(&docker, &run.name, Signal::SIGKILL).await;
+                signalled = Some(Signal::SIGKILL);
+            }
+        }
+    };
+    let Some(code) = code else {
+        output.abort();
+        return (
+            Ending::Unknown("the container vanished from the engine".into()),
+            SessionEnd::Serving(session),
+        );
+    };
+    let oom_killed = docker
+        .inspect_container(&run.name, None)
+        .await
+        .ok()
+        .and_then(|i| i.state)
+        .and_then(|s| s.oom_killed)
+        .unwrap_or(false);
+    // The log stream ends with the container; give it the time to drain.
+    let mut output = output;
+    if tokio::time::timeout(OUTPUT_DRAIN, &mut output)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the container's output did not drain in time");
+        output.abort();
+    }
+    remove(&docker, &run.name).await;
+    let limitation = oom_killed.then(|| Limitation {
+        resource: LimitedResource::Memory,
+        message: match run.body.host_config.as_ref().and_then(|h| h.memory) {
+            Some(bytes) => format!("Memory limit exceeded: {} MB", (bytes + MB - 1) / MB),
+            None => "Memory limit exceeded".to_string(),
+        },
+    });
+    let ending = Ending::Ended {
+        pid,
+        status: exit_status(code, signalled),
+        limitation,
+    };
+    (ending, SessionEnd::Serving(session))
+}
+
+/// Adopts the container of this name, or makes and starts it; returns its
+/// state once running, and whether it was adopted.
+async fn start(
+    docker: &Docker,
+    run: &DockerRun,
+) -> Result<(ContainerInspectResponse, bool), String> {
+    let adopted = match docker.inspect_container(&run.name, None).await {
+        Ok(info) => {
+            let created = info
+                .state
+                .as_ref()
+                .and_then(|s| s.status)
+                .is_some_and(|s| s == ContainerStateStatusEnum::CREATED);
+            if created {
+                // Made by a shim that died before starting it.
+                start_container(docker, run).await?;
+            }
+            true
+        }
+        Err(e) if engine::is_not_found(&e) => {
+            ensure_image(docker, run).await?;
+            let options = CreateContainerOptions {
+                name: Some(run.name.clone()),
+                ..Default::default()
+            };
+            docker
+                .create_container(Some(options), run.body.clone())
+                .await
+                .map_err(|e| format!("cannot create the container: {}", engine::message(&e)))?;
+            start_container(docker, run).await?;
+            false
+        }
+        Err(e) => {
+            return Err(format!(
+                "cannot inspect container {}: {}",
+                run.name,
+                engine::message(&e)
+            ))
+        }
+    };
+    let info = docker
+        .inspect_container(&run.name, None)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot inspect container {}: {}",
+                run.name,
+                engine::message(&e)
+            )
+        })?;
+    Ok((info, adopted))
+}
+
+async fn start_container(docker: &Docker, run: &DockerRun) -> Result<(), String> {
+    if let Err(e) = docker.start_container(&run.name, None).await {
+        let message = format!("cannot start the container: {}", engine::message(&e));
+        remove(docker, &run.name).await;
+        return Err(message);
+    }
+    Ok(())
+}
+
+/// Pulls the image when the engine lacks it, or always with `force_pull`.
+async fn ensure_image(docker: &Docker, run: &DockerRun) -> Result<(), String> {
+    if !run.force_pull {
+        match docker.inspect_image(&run.image).await {
+            Ok(_) => return Ok(()),
+            Err(e) if engine::is_not_found(&e) => {}
+            Err(e) => {
+                return Err(format!(
+                    "cannot inspect image '{}': {}",
+                    run.image,
+                    engine::message(&e)
+                ))
+            }
+        }
+    }
+    tracing::info!(image = %run.image, force = run.force_pull, "pulling the image");
+    let options = CreateImageOptions {
+        from_image: Some(run.image.clone()),
+        ..Default::default()
+    };
+    let mut progress = docker.create_image(Some(options), None, None);
+    while let Some(item) = progress.next().await {
+        item.map_err(|e| format!("cannot pull image '{}': {}", run.image, engine::message(&e)))?;
+    }
+    Ok(())
+}
+
+fn wait_for(docker: &Docker, name: &str) -> WaitStream {
+    let options = WaitContainerOptions {
+        condition: "not-running".into(),
+    };
+    Box::pin(docker.wait_container(name, Some(options)))
+}
+
+enum Standing {
+    Running,
+    Stopped(i64),
+    Gone,
+}
+
+/// Where the container stands, asking until the engine answers.
+async fn standing(docker: &Docker, name: &str) -> Standing {
+    loop {
+        match docker.inspect_container(name, None).await {
+            Ok(info) => {
+                let state = info.state.unwrap_or_default();
+                return if state.running.unwrap_or(false) {
+                    Standing::Running
+                } else {
+                    Standing::Stopped(state.exit_code.unwrap_or(-1))
+                };
+            }
+            Err(e) if engine::is_not_found(&e) => return Standing::Gone,
+            Err(e) => {
+                tracing::warn!(error = %e, "the engine does not answer; retrying");
+                sleep(ENGINE_RETRY).await;
+            }
+        }
+    }
+}
+
+async fn send_signal(docker: &Docker, name: &str, signal: Signal) {
+    let options = KillContainerOptions {
+        signal: signal.as_str().to_string(),
+    };
+    match docker.kill_container(name, Some(options)).await {
+        Ok(()) => tracing::debug!(%signal, "signalled the container"),
+        // It stopped meanwhile: its exit is on its way.
+        Err(e) if engine::is_conflict(&e) || engine::is_not_found(&e) => {}
+        Err(e) => tracing::warn!(%signal, error = %e, "cannot signal the container"),
+    }
+}
+
+async fn remove(docker: &Docker, name: &str) {
+    let options = RemoveContainerOptions {
+        force: true,
+        v: true,
+        ..Default::default()
+    };
+    match docker.remove_container(name, Some(options)).await {
+        Ok(()) => tracing::debug!(container = %name, "container removed"),
+        Err(e) if engine::is_not_found(&e) => {}
+        Err(e) => tracing::warn!(container = %name, error = %e, "cannot remove the container"),
+    }
+}
+
+/// Copies the container's output into the sandbox until it stops.
+async fn copy_output(docker: Docker, name: String, sandbox: std::path::PathBuf, since: i32) {
+    let open = |file: &str| {
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(sandbox.join(file))
+    };
+    let (mut stdout, mut stderr) = match (open("stdout"), open("stderr")) {
+        (Ok(out), Ok(err)) => (out, err),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "cannot open the sandbox's output files");
+            return;
+        }
+    };
+    let options = LogsOptions {
+        follow: true,
+        stdout: true,
+        stderr: true,
+        since,
+        ..Default::default()
+    };
+    let mut logs = docker.logs(&name, Some(options));
+    while let Some(item) = logs.next().await {
+        // Plain file writes: the sandbox is local, and the shim's runtime
+        // has a single thread to spare none of.
+        let written = match item {
+            Ok(LogOutput::StdErr { message }) => stderr.write_all(&message),
+            Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
+                stdout.write_all(&message)
+            }
+            Ok(LogOutput::StdIn { .. }) => Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %engine::message(&e), "the container's output stream ended");
+                return;
+            }
+        };
+        if let Err(e) = written {
+            tracing::error!(error = %e, "cannot write the container's output");
+            return;
+        }
+    }
+}
+
+/// The second the sandbox's output files were last written (`0`: never).
+fn last_written(sandbox: &Path) -> i32 {
+    ["stdout", "stderr"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(sandbox.join(f)).ok()?.modified().ok())
+        .filter_map(|t: SystemTime| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| i32::try_from(d.as_secs()).unwrap_or(i32::MAX))
+        .max()
+        .unwrap_or(0)
+}
+
+/// `SIGTERM`, `TERM` or `15`.
+fn parse_signal(text: &str) -> Option<Signal> {
+    if let Ok(n) = text.parse::<i32>() {
+        return Signal::try_from(n).ok();
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    Signal::from_str(&name).ok()
+}
+
+/// The container's exit code, read as a native task's wait status would be.
+fn exit_status(code: i64, signalled: Option<Signal>) -> ExitStatus {
+    match signalled {
+        Some(signal) if code == 128 + signal as i64 => ExitStatus::Signaled(signal as i32),
+        _ => ExitStatus::Exited(i32::try_from(code).unwrap_or(-1)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_read_like_native_wait_statuses() {
+        let table = [
+            (0, None, ExitStatus::Exited(0)),
+            (3, None, ExitStatus::Exited(3)),
+            (137, None, ExitStatus::Exited(137)),
+            (143, Some(Signal::SIGTERM), ExitStatus::Signaled(15)),
+            (137, Some(Signal::SIGKILL), ExitStatus::Signaled(9)),
+            // Exited of its own after the signal.
+            (0, Some(Signal::SIGTERM), ExitStatus::Exited(0)),
+            (130, Some(Signal::SIGTERM), ExitStatus::Exited(130)),
+        ];
+        for (code, signalled, want) in table {
+            assert_eq!(exit_status(code, signalled), want, "{code} {signalled:?}");
+        }
+    }
+
+    #[test]
+    fn stop_signals_in_every_spelling() {
+        assert_eq!(parse_signal("SIGTERM"), Some(Signal::SIGTERM));
+        assert_eq!(parse_signal("int"), Some(Signal::SIGINT));
+        assert_eq!(parse_signal("9"), Some(Signal::SIGKILL));
+        assert_eq!(parse_signal("SIGBOGUS"), None);
+    }
+}
