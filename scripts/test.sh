@@ -11,6 +11,10 @@ command -v sleep >/dev/null || need_apt+=(coreutils)
 # Real ZooKeeper for the coord and integration tests (Debian's package, which
 # brings a JRE; the tests start their own servers, not the system service).
 [ -f /usr/share/java/zookeeper.jar ] || need_apt+=(zookeeper)
+# A static busybox, from which the Docker tests build their images (no
+# registry is reachable; the dynamic `busybox` package would not run alone
+# in an image).
+dpkg -s busybox-static >/dev/null 2>&1 || need_apt+=(busybox-static)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"

@@ -48,12 +48,18 @@
 //! `agora bench agent --tasks N` ([`run_agent_bench`], in `agent_bench/`)
 //! launches N `sleep` tasks on one real agent and times them beside a bare
 //! `fork/exec` of the same command.
+//!
+//! `agora bench docker` ([`run_docker_bench`], in `docker_bench/`) starts N
+//! Docker containers through Marathon on one real agent, beside `docker run
+//! -d` (one at a time and in a loop) and Docker Swarm mode on the same
+//! engine and image.
 
 mod agent;
 mod agent_bench;
 mod agents;
 mod args;
 mod cluster;
+mod docker_bench;
 mod failover_args;
 mod failover_bench;
 mod failover_report;
@@ -64,6 +70,7 @@ mod marathon_report;
 mod master_bench;
 mod metrics;
 mod report;
+mod spawned;
 mod target;
 mod zookeeper;
 
@@ -75,6 +82,10 @@ pub use args::{
     DEFAULT_AGENT_RESOURCES, MAX_AGENTS_PER_CONNECTION,
 };
 pub use cluster::RegistryFigures;
+pub use docker_bench::{
+    default_work_dir as docker_bench_work_dir, ensure_busybox_image, run_docker_bench,
+    BurstFigures, DockerBenchArgs, DockerBenchReport, DockerMemory, SerialFigures,
+};
 pub use failover_args::{FailoverBenchArgs, REREGISTRATION_TARGET};
 pub use failover_bench::run_failover_bench;
 pub use failover_report::{FailoverBenchReport, FailoverFigures, FailoverMemory, SetupFigures};

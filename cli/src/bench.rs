@@ -19,6 +19,29 @@ pub enum BenchCommand {
     /// The bundled Marathon (in-process) under emulated agents: scale,
     /// group deployment, `GET /v2/apps?embed=apps.tasks` load, failover.
     Marathon(MarathonBench),
+    /// N Docker containers through Marathon on one real agent, beside
+    /// `docker run -d` and Docker Swarm mode on the same engine and image.
+    Docker(DockerBench),
+}
+
+/// Flags of `agora bench docker`.
+#[derive(Debug, Args)]
+pub struct DockerBench {
+    /// Containers started at once, each way.
+    #[arg(long, default_value_t = 100)]
+    pub containers: usize,
+    /// Containers then started one at a time, each way.
+    #[arg(long, default_value_t = 20)]
+    pub serial: usize,
+    /// Skip the Docker Swarm mode phase.
+    #[arg(long)]
+    pub no_swarm: bool,
+    /// The Docker engine's socket.
+    #[arg(long, default_value = "/var/run/docker.sock")]
+    pub docker_socket: std::path::PathBuf,
+    /// Give up on a phase after this long.
+    #[arg(long, default_value = "5mins", value_parser = duration)]
+    pub timeout: Duration,
 }
 
 /// Flags of `agora bench marathon`.
@@ -158,6 +181,20 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             args.isolation = b.isolation;
             args.timeout = b.timeout;
             let report = agora_bench::run_agent_bench(args).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            println!("{}", report.table());
+        }
+        BenchCommand::Docker(b) => {
+            let mut args = agora_bench::DockerBenchArgs::new(
+                b.containers,
+                std::env::current_exe()?,
+                agora_bench::docker_bench_work_dir(),
+            );
+            args.serial = b.serial;
+            args.swarm = !b.no_swarm;
+            args.socket = b.docker_socket;
+            args.timeout = b.timeout;
+            let report = agora_bench::run_docker_bench(args).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             println!("{}", report.table());
         }

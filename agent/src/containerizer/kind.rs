@@ -135,7 +135,7 @@ pub struct DockerTask {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RunError {
     /// Neither a command nor (for Docker) an image to run.
-    #[error("the task has no CommandInfo (custom executors are not supported)")]
+    #[error("only command tasks are supported: the task has no CommandInfo (custom executors are not supported)")]
     NoCommand,
     /// A `DOCKER` container without `docker` or with an empty image.
     #[error("a DOCKER container needs ContainerInfo.docker with an image")]

@@ -71,6 +71,17 @@ pub(super) async fn supervise(
         Ok(d) => d,
         Err(message) => return failed(message, listener),
     };
+    // Made before the container starts, as for a native task: the task may
+    // look for them in its sandbox.
+    let outputs = match Outputs::open(&config.sandbox) {
+        Ok(outputs) => outputs,
+        Err(e) => {
+            return failed(
+                format!("cannot open the sandbox's output files: {e}"),
+                listener,
+            )
+        }
+    };
     let (info, adopted) = match start(&docker, run).await {
         Ok(started) => started,
         Err(message) => return failed(message, listener),
@@ -96,7 +107,7 @@ pub(super) async fn supervise(
     let output = tokio::spawn(copy_output(
         docker.clone(),
         run.name.clone(),
-        config.sandbox.clone(),
+        outputs,
         since,
     ));
     let mut session = Session::start(
@@ -338,21 +349,29 @@ async fn remove(docker: &Docker, name: &str) {
     }
 }
 
+/// The sandbox's `stdout` and `stderr`, opened for appending.
+struct Outputs {
+    stdout: std::fs::File,
+    stderr: std::fs::File,
+}
+
+impl Outputs {
+    fn open(sandbox: &Path) -> std::io::Result<Self> {
+        let open = |file: &str| {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(sandbox.join(file))
+        };
+        Ok(Outputs {
+            stdout: open("stdout")?,
+            stderr: open("stderr")?,
+        })
+    }
+}
+
 /// Copies the container's output into the sandbox until it stops.
-async fn copy_output(docker: Docker, name: String, sandbox: std::path::PathBuf, since: i32) {
-    let open = |file: &str| {
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(sandbox.join(file))
-    };
-    let (mut stdout, mut stderr) = match (open("stdout"), open("stderr")) {
-        (Ok(out), Ok(err)) => (out, err),
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::error!(error = %e, "cannot open the sandbox's output files");
-            return;
-        }
-    };
+async fn copy_output(docker: Docker, name: String, mut outputs: Outputs, since: i32) {
     let options = LogsOptions {
         follow: true,
         stdout: true,
@@ -365,9 +384,9 @@ async fn copy_output(docker: Docker, name: String, sandbox: std::path::PathBuf, 
         // Plain file writes: the sandbox is local, and the shim's runtime
         // has a single thread to spare none of.
         let written = match item {
-            Ok(LogOutput::StdErr { message }) => stderr.write_all(&message),
+            Ok(LogOutput::StdErr { message }) => outputs.stderr.write_all(&message),
             Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
-                stdout.write_all(&message)
+                outputs.stdout.write_all(&message)
             }
             Ok(LogOutput::StdIn { .. }) => Ok(()),
             Err(e) => {

@@ -15,6 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use futures::StreamExt;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
@@ -94,6 +95,9 @@ async fn get_metrics(State(app): State<AppState>) -> Response {
     }
 }
 
+/// How many containers' usage `/monitor/statistics` reads at once.
+const USAGE_CONCURRENCY: usize = 16;
+
 /// Mesos' `/monitor/statistics`: one entry per live task whose container
 /// reports usage (cgroups; nothing under process-group isolation).
 async fn get_statistics(State(app): State<AppState>) -> Response {
@@ -101,13 +105,23 @@ async fn get_statistics(State(app): State<AppState>) -> Response {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let mut entries = Vec::new();
-    for task in s.tasks.iter().filter(|t| t.live) {
-        if let Some(stats) = app.containerizer.usage(&task.container_id).await {
-            let now = agora_common::time::now_secs();
-            entries.push(state::statistics_json(task, &stats, now));
-        }
-    }
+    // Several at a time: a Docker container's usage is a round trip to the
+    // engine, and a busy agent has hundreds.
+    let live: Vec<state::TaskView> = s.tasks.into_iter().filter(|t| t.live).collect();
+    let containerizer = app.containerizer.clone();
+    let read: Vec<Option<serde_json::Value>> = futures::stream::iter(live)
+        .map(move |task| {
+            let containerizer = containerizer.clone();
+            async move {
+                let stats = containerizer.usage(&task.container_id).await?;
+                let now = agora_common::time::now_secs();
+                Some(state::statistics_json(&task, &stats, now))
+            }
+        })
+        .buffered(USAGE_CONCURRENCY)
+        .collect()
+        .await;
+    let entries: Vec<serde_json::Value> = read.into_iter().flatten().collect();
     Json(entries).into_response()
 }
 

@@ -22,20 +22,20 @@
 //! The bench reports figures and asserts none: targets are for the reader.
 
 mod framework;
-mod procs;
+pub(crate) mod procs;
 mod report;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 pub use report::{AgentBenchReport, LatencyFigures, ShimFigures};
 
 use crate::args::MasterTarget;
 use crate::metrics::MetricsClient;
+use crate::spawned::Spawned;
 use crate::target::RunningMaster;
 use framework::{BenchFramework, TaskPlan};
 
@@ -115,68 +115,20 @@ impl AgentBenchArgs {
     }
 }
 
-/// The agent under test: a child process stopped with SIGTERM (so that it
-/// kills its tasks), never SIGKILL (which would leave the shims and their
-/// tasks running); dropping it SIGTERMs it too.
-struct AgentProcess {
-    child: Child,
-    pid: u32,
-}
-
-impl AgentProcess {
-    fn spawn(args: &AgentBenchArgs, master: &str, port: u16) -> anyhow::Result<Self> {
-        let log = std::fs::File::create(args.work_dir.join("agent.log"))
-            .context("creating the agent log")?;
-        let mut command = Command::new(&args.program);
-        command
-            .args(["agent", "--ip", "127.0.0.1", "--master", master])
-            .args(["--port", &port.to_string()])
-            .arg("--work-dir")
-            .arg(args.work_dir.join("agent"))
-            .args(["--resources", &args.agent_resources()])
-            .args(["--executor-shutdown-grace-period", "1secs"]);
-        if let Some(isolation) = &args.isolation {
-            command.args(["--isolation", isolation]);
-        }
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("spawning the agent {}", args.program.display()))?;
-        let pid = child
-            .id()
-            .context("the agent exited before its pid was read")?;
-        Ok(AgentProcess { child, pid })
+/// The agent under test, spawned from the bench's program.
+fn spawn_agent(args: &AgentBenchArgs, master: &str, port: u16) -> anyhow::Result<Spawned> {
+    let mut command = Command::new(&args.program);
+    command
+        .args(["agent", "--ip", "127.0.0.1", "--master", master])
+        .args(["--port", &port.to_string()])
+        .arg("--work-dir")
+        .arg(args.work_dir.join("agent"))
+        .args(["--resources", &args.agent_resources()])
+        .args(["--executor-shutdown-grace-period", "1secs"]);
+    if let Some(isolation) = &args.isolation {
+        command.args(["--isolation", isolation]);
     }
-
-    fn terminate(&self) {
-        // `kill(1)` rather than a signal crate: the bench needs one signal once.
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .status();
-    }
-
-    /// SIGTERM, then wait for the agent to exit; how long it took.
-    async fn stop(mut self) -> anyhow::Result<Duration> {
-        let started = Instant::now();
-        self.terminate();
-        match tokio::time::timeout(AGENT_STOP_TIMEOUT, self.child.wait()).await {
-            Ok(status) => {
-                status.context("waiting for the agent")?;
-                Ok(started.elapsed())
-            }
-            Err(_) => bail!("the agent did not stop within {AGENT_STOP_TIMEOUT:?} of SIGTERM"),
-        }
-    }
-}
-
-impl Drop for AgentProcess {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            self.terminate();
-        }
-    }
+    Spawned::spawn("agent", command, &args.work_dir.join("agent.log"))
 }
 
 /// Runs the bench; the scratch directory is removed whatever the outcome.
@@ -219,7 +171,7 @@ async fn run_phases(args: &AgentBenchArgs) -> anyhow::Result<AgentBenchReport> {
 
     let master = RunningMaster::start(&args.master, args.timeout).await?;
     let port = crate::args::free_port().context("finding a port for the agent")?;
-    let agent = AgentProcess::spawn(args, &master.addr, port)?;
+    let agent = spawn_agent(args, &master.addr, port)?;
     let agent_http = MetricsClient::new(&format!("127.0.0.1:{port}"))?;
     agent_http
         .wait_for("agent registration", "slave/registered", 1.0, args.timeout)
@@ -239,13 +191,13 @@ async fn run_phases(args: &AgentBenchArgs) -> anyhow::Result<AgentBenchReport> {
         .await?;
 
     // 3. Memory with every task running.
-    let agent_memory = procs::memory(agent.pid)
+    let agent_memory = procs::memory(agent.pid())
         .context("reading the agent's memory")?
         .reading();
     let shims = shim_figures(&args.work_dir.join("agent"));
 
     // 4. Stop: the agent kills its tasks.
-    let stop = agent.stop().await?;
+    let stop = agent.stop(AGENT_STOP_TIMEOUT).await?;
     framework.close();
     master.stop().await;
 
@@ -276,7 +228,8 @@ async fn run_phases(args: &AgentBenchArgs) -> anyhow::Result<AgentBenchReport> {
     })
 }
 
-fn shim_figures(work_dir: &Path) -> ShimFigures {
+/// The memory of the shims whose configs lie under `work_dir`.
+pub(crate) fn shim_figures(work_dir: &Path) -> ShimFigures {
     let readings: Vec<_> = procs::shims(work_dir)
         .into_iter()
         .filter_map(procs::memory)

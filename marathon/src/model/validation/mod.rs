@@ -56,6 +56,11 @@ const PORT_INDEX_OUT_OF_RANGE: &str =
     "Health check port indices must address an element of the ports array or container port mappings.";
 const CONSTRAINT_OPERATORS: &str = "Constraint operator must be one of the following UNIQUE, CLUSTER, GROUP_BY, LIKE, MAX_PER, UNLIKE or IS";
 const HOST_PORT_NEEDS_NETWORK_NAME: &str = "networkNames must be a single item list when hostPort is specified and more than 1 container network is defined";
+/// What Agora's Mesos containerizer cannot do: it runs commands on the
+/// host (Marathon's UCR images, host volumes and container networks need a
+/// container runtime, here the Docker one).
+const MESOS_RUNS_ON_THE_HOST: &str =
+    "is not supported for container type MESOS: Agora's Mesos containerizer runs commands on the host; use container type DOCKER";
 const DOCKER_SINGLE_CONTAINER_NETWORK: &str =
     "may only specify a single container network when using the Docker container engine";
 const IPV6_LIMITATION: &str =
@@ -465,6 +470,24 @@ fn check_container(app: &AppDefinition, r: &mut Report) {
     }
     if container.kind == ContainerType::Docker && count_networks(app, NetworkMode::Container) > 1 {
         r.add("/", DOCKER_SINGLE_CONTAINER_NETWORK);
+    }
+    if container.kind == ContainerType::Mesos {
+        if container
+            .docker
+            .as_ref()
+            .is_some_and(|d| !d.image.is_empty())
+        {
+            r.add("/container/docker/image", MESOS_RUNS_ON_THE_HOST);
+        }
+        // Persistent and external volumes have their own rules.
+        for (i, volume) in container.volumes.iter().enumerate() {
+            if volume.get("persistent").is_none() && volume.get("external").is_none() {
+                r.add(format!("/container/volumes({i})"), MESOS_RUNS_ON_THE_HOST);
+            }
+        }
+        if !app.is_host_networked() {
+            r.add("/networks", MESOS_RUNS_ON_THE_HOST);
+        }
     }
 }
 
