@@ -341,6 +341,14 @@ pub async fn start_with(
         .map_err(|source| AgentError::Bind { addr: bind, source })?;
     tracing::info!(%http_addr, %resources, "agent starting");
 
+    // May ask the resolver for the hostname: off the runtime's threads.
+    let task_ip = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || config.task_ip())
+            .await
+            .ok()
+            .flatten()
+    };
     let (id_tx, id_rx) = watch::channel(recovered_id);
     let (link_tx, link_rx) = mpsc::channel(1024);
     let (query_tx, query_rx) = mpsc::channel(64);
@@ -356,7 +364,7 @@ pub async fn start_with(
         attributes,
         default_grace: config.executor_shutdown_grace_period,
         docker_grace: config.docker_stop_timeout,
-        ip: config.task_ip(),
+        ip: task_ip,
         containerizers: containerizer.kinds(),
         task_path: std::env::var("PATH").ok(),
         record,

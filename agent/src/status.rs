@@ -40,9 +40,10 @@ pub struct RunningContainer<'a> {
 }
 
 /// `ContainerStatus.network_infos` as Mesos reports them: a container on a
-/// network of its own has its address there, one on the host's network the
-/// agent's (none when the agent does not know its own address).
-pub fn network_infos(networks: &[ContainerNetwork], agent_ip: Option<IpAddr>) -> Vec<NetworkInfo> {
+/// network of its own has its addresses there; `host_ip` is the agent's
+/// address for a task on the host's network (none when the agent does not
+/// know it, or the task is not on the host's network).
+pub fn network_infos(networks: &[ContainerNetwork], host_ip: Option<IpAddr>) -> Vec<NetworkInfo> {
     let info = |name: Option<String>, ip: IpAddr| NetworkInfo {
         ip_addresses: vec![IpAddress {
             ip_address: Some(ip.to_string()),
@@ -51,7 +52,7 @@ pub fn network_infos(networks: &[ContainerNetwork], agent_ip: Option<IpAddr>) ->
         ..Default::default()
     };
     if networks.is_empty() {
-        return agent_ip.map(|ip| info(None, ip)).into_iter().collect();
+        return host_ip.map(|ip| info(None, ip)).into_iter().collect();
     }
     networks
         .iter()

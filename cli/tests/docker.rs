@@ -392,20 +392,24 @@ async fn a_kill_sends_the_stop_signal_then_sigkill_once_the_grace_period_is_over
     let (_agent, agent_id) = cluster.agent(RESOURCES, &[]);
     let mut f = framework(&cluster).await;
     let offer = f.offers().await.remove(0);
-    // Exits cleanly 0.3 s after SIGTERM: within a 5 s grace period, but not
-    // within 0.2 s.
-    let trapper = "trap 'echo got-term; sleep 0.3; echo clean-exit; exit 0' TERM; \
-                   echo ready; while true; do sleep 0.05; done";
-    let graceful = TaskBuilder::new("graceful", trapper)
+    // Each exits cleanly some time after SIGTERM: 0.3 s, within its 10 s
+    // grace period; 5 s, past its 1 s one.
+    let trapper = |clean_up: &str| {
+        format!(
+            "trap 'echo got-term; sleep {clean_up}; echo clean-exit; exit 0' TERM; \
+             echo ready; while true; do sleep 0.05; done"
+        )
+    };
+    let graceful = TaskBuilder::new("graceful", trapper("0.3"))
         .cpus(0.1)
         .mem(64.0)
-        .grace_period(Duration::from_secs(5))
+        .grace_period(Duration::from_secs(10))
         .container(in_image(IMAGE))
         .build(&offer);
-    let hasty = TaskBuilder::new("hasty", trapper)
+    let hasty = TaskBuilder::new("hasty", trapper("5"))
         .cpus(0.1)
         .mem(64.0)
-        .grace_period(Duration::from_millis(100))
+        .grace_period(Duration::from_secs(1))
         .container(in_image(IMAGE))
         .build(&offer);
     f.scheduler
@@ -512,8 +516,8 @@ async fn a_container_outlives_agent_and_shim_sigkills_and_stays_supervised() {
     let (mut agent, again) = cluster.agent(RESOURCES, &[]);
     assert_eq!(again, agent_id);
     assert_eq!(
-        cluster.master_task("sleeper"),
-        Some(("TASK_RUNNING".to_string(), agent_id.clone()))
+        agent_task_state(&cluster, "sleeper").as_deref(),
+        Some("TASK_RUNNING")
     );
 
     // Now its shim dies too, with the agent: the container runs on, and the
@@ -532,17 +536,44 @@ async fn a_container_outlives_agent_and_shim_sigkills_and_stays_supervised() {
     let adopted = eventually("a new shim", || shim_pid(&cluster).filter(|p| *p != shim));
     assert!(alive(adopted));
     assert_eq!(
-        cluster.master_task("sleeper"),
-        Some(("TASK_RUNNING".to_string(), agent_id.clone()))
+        agent_task_state(&cluster, "sleeper").as_deref(),
+        Some("TASK_RUNNING")
     );
     let out = sandbox(&cluster, &agent_id, &f, "sleeper").join("stdout");
     let before = read(out.clone()).lines().count();
     eventually("output copied again by the new shim", || {
         (std::fs::read_to_string(&out).ok()?.lines().count() > before + 3).then_some(())
     });
+    // The new shim resumed right after the last line the dead one copied:
+    // every tick once, none missing.
+    let ticks: Vec<usize> = read(out)
+        .lines()
+        .map(|l| {
+            l.strip_prefix("tick-")
+                .and_then(|n| n.parse().ok())
+                .expect("a tick")
+        })
+        .collect();
+    assert!(
+        ticks.iter().enumerate().all(|(i, n)| i == *n),
+        "output lost or repeated across the shims: {ticks:?}"
+    );
     f.scheduler.kill("sleeper", None, None).await.expect("kill");
     f.update("sleeper", TaskState::TaskKilled).await;
     no_container_left(&docker, &cluster).await;
+}
+
+/// The state of `task_id` in the agent's `/state`: what a restarted agent
+/// recovered (it registers only once every container answered).
+fn agent_task_state(cluster: &Cluster, task_id: &str) -> Option<String> {
+    let state = get_json(cluster.agent_port, "/state")?;
+    state["frameworks"].as_array()?.iter().find_map(|f| {
+        f["executors"].as_array()?.iter().find_map(|e| {
+            e["tasks"].as_array()?.iter().find_map(|t| {
+                (t["id"] == task_id).then(|| t["state"].as_str().unwrap_or_default().to_string())
+            })
+        })
+    })
 }
 
 /// The pid of the one shim running under this cluster's work dir.

@@ -23,7 +23,9 @@ use agora_proto::{FrameworkInfo, KillPolicy, TaskInfo, TaskState};
 use super::{Actor, Internal};
 use crate::containerizer::docker::spec::SANDBOX_IN_CONTAINER;
 use crate::containerizer::env::{task_environment, EnvContext};
-use crate::containerizer::{ContainerResources, ContainerizerKind, LaunchSpec, Run};
+use crate::containerizer::{
+    on_host_network, ContainerResources, ContainerizerKind, LaunchSpec, Run,
+};
 use crate::sandbox::SandboxIds;
 use crate::status::{
     network_infos, new_status, termination_outcome, Outcome, RunningContainer, StatusTarget,
@@ -345,7 +347,10 @@ impl Actor {
                 container: entry.pid.map(|pid| RunningContainer {
                     id: &entry.container_id,
                     pid,
-                    network_infos: network_infos(&entry.networks, self.me.ip),
+                    network_infos: network_infos(
+                        &entry.networks,
+                        self.me.ip.filter(|_| on_host_network(&entry.info)),
+                    ),
                 }),
             },
             outcome,

@@ -43,7 +43,15 @@ impl Actor {
                 .as_ref()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
-            killing: matches!(e.phase, Phase::Killing { .. }),
+            // A kill asked for during the launch is carried out once the
+            // container runs, by this run or, after a restart, by the next.
+            killing: matches!(
+                e.phase,
+                Phase::Killing { .. }
+                    | Phase::Launching {
+                        kill_requested: true
+                    }
+            ),
             pending_updates: self.updates.pending(&key.0, &key.1),
         };
         if let Err(e) = self.checkpoint.write_task(&record) {
@@ -238,11 +246,21 @@ pub async fn kill_leftovers(
             .task
             .as_ref()
             .map_or(ContainerizerKind::Mesos, ContainerizerKind::of);
-        let Ok(found) = containerizer
-            .recover(&task.container_id, &sandbox, kind)
-            .await
-        else {
-            continue;
+        // Bounded too: a shim still fetching or pulling answers only once
+        // its task starts.
+        let recovered = tokio::time::timeout_at(
+            deadline,
+            containerizer.recover(&task.container_id, &sandbox, kind),
+        )
+        .await;
+        let found = match recovered {
+            Ok(Ok(found)) => found,
+            // Gone already.
+            Ok(Err(_)) => continue,
+            Err(_) => {
+                tracing::warn!(container_id = %task.container_id, "a task of the previous run did not answer in time");
+                continue;
+            }
         };
         tracing::info!(container_id = %task.container_id, pid = found.pid, "killing a task of the previous run");
         let _ = containerizer

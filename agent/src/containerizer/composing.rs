@@ -92,14 +92,24 @@ impl Containerizer for ComposingContainerizer {
         sandbox: &Path,
         kind: ContainerizerKind,
     ) -> Result<Launched, RecoverError> {
-        let member = self
-            .member(kind)
-            .ok_or_else(|| RecoverError {
-                container_id: container_id.to_string(),
-                reason: self.missing(kind),
-            })?
-            .clone();
-        self.table().insert(container_id.to_string(), kind);
+        // A Docker container of a previous run is still reachable through
+        // its shim when the engine did not answer this time: the native
+        // containerizer's shims speak the same protocol, so it is recovered
+        // (watched, killed, reported) rather than given up while it runs.
+        let missing = || RecoverError {
+            container_id: container_id.to_string(),
+            reason: self.missing(kind),
+        };
+        let (serving, member) = match (self.member(kind), kind) {
+            (Some(member), _) => (kind, member.clone()),
+            (None, ContainerizerKind::Docker) => {
+                let native = self.member(ContainerizerKind::Mesos).ok_or_else(missing)?;
+                tracing::warn!(%container_id, "recovering a Docker container through its shim alone: {}", self.missing(kind));
+                (ContainerizerKind::Mesos, native.clone())
+            }
+            (None, ContainerizerKind::Mesos) => return Err(missing()),
+        };
+        self.table().insert(container_id.to_string(), serving);
         let found = member.recover(container_id, sandbox, kind).await;
         if found.is_err() {
             self.table().remove(container_id);
@@ -184,10 +194,18 @@ mod tests {
             err.to_string(),
             "the docker containerizer is not enabled on this agent (--containerizers=mesos)"
         );
+        // Recovered through the native containerizer's shims, which here
+        // (POSIX) recover nothing.
         let err = c
             .recover("c1", dir.path(), ContainerizerKind::Docker)
             .await
-            .expect_err("no docker here");
+            .expect_err("nothing to recover");
+        assert!(err.reason.contains("end with the agent"), "{err}");
+        let none = ComposingContainerizer::new(Vec::new());
+        let err = none
+            .recover("c1", dir.path(), ContainerizerKind::Docker)
+            .await
+            .expect_err("no containerizer at all");
         assert!(
             err.reason.contains("docker containerizer is not enabled"),
             "{err}"

@@ -145,6 +145,20 @@ pub enum RunError {
     MesosUnsupported(&'static str),
 }
 
+/// Whether `task` runs on the host's network (a host command, or a Docker
+/// container on the `HOST` network), whose address is the agent's.
+pub fn on_host_network(task: &TaskInfo) -> bool {
+    use agora_proto::container_info::docker_info::Network;
+    match ContainerizerKind::of(task) {
+        ContainerizerKind::Mesos => true,
+        ContainerizerKind::Docker => task
+            .container
+            .as_ref()
+            .and_then(|c| c.docker.as_ref())
+            .is_some_and(|d| d.network == Network::Host as i32),
+    }
+}
+
 impl Run {
     /// Reads `task` for its containerizer (see the module docs);
     /// `agent_id` and `framework_id` say whose the container is.
@@ -354,6 +368,22 @@ mod tests {
         assert_eq!(d.labels, vec![("team".to_string(), "web".to_string())]);
         assert_eq!(d.host_ports, vec![31000, 31001]);
         assert_eq!(d.command.value.as_deref(), Some("echo hi"));
+    }
+
+    #[test]
+    fn host_commands_and_host_networked_containers_are_on_the_hosts_network() {
+        use agora_proto::container_info::docker_info::Network;
+        let networked = |network: Network| {
+            let mut c = docker("busybox");
+            c.docker.as_mut().expect("docker").network = network as i32;
+            on_host_network(&task(Some(c)))
+        };
+        assert!(on_host_network(&task(None)));
+        assert!(on_host_network(&task(Some(mesos(|_| {})))));
+        assert!(networked(Network::Host));
+        assert!(!networked(Network::Bridge));
+        assert!(!networked(Network::User));
+        assert!(!networked(Network::None));
     }
 
     #[test]

@@ -34,7 +34,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use nix::sys::signal::Signal;
 
-pub use kind::{ContainerizerKind, ParseKindError, Run, RunError};
+pub use kind::{on_host_network, ContainerizerKind, ParseKindError, Run, RunError};
 
 /// What to run, fully resolved by the agent (sandbox made, env built).
 #[derive(Debug, Clone)]

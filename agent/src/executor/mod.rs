@@ -33,10 +33,12 @@
 //!
 //! The shim runs in its own process group (the agent starts it so), so a
 //! signal to the agent's group (Ctrl-C in a terminal) reaches neither the
-//! shim nor the task, and nothing ties the shim's life to the agent's: a
-//! SIGKILLed agent finds its shims still there when it comes back. It is a
-//! single-threaded tokio runtime and keeps nothing but one connection, so it
-//! stays small (a few MiB of RSS, mostly the shared binary's pages).
+//! shim nor the task; stop signals sent to the shim itself are ignored (its
+//! task's end is the agent's decision, sent as `kill`); and nothing ties the
+//! shim's life to the agent's: a SIGKILLed agent finds its shims still there
+//! when it comes back. It is a single-threaded tokio runtime and keeps
+//! nothing but one connection, so it stays small (a few MiB of RSS, mostly
+//! the shared binary's pages).
 
 mod docker;
 mod isolate;
@@ -112,6 +114,7 @@ pub fn run(config_path: &Path) -> Result<(), ShimError> {
 
 async fn supervise(config: ShimConfig) -> Result<(), ShimError> {
     let setup = |what| move |source| ShimError::Setup { what, source };
+    ignore_stop_signals().map_err(setup("handle SIGTERM"))?;
     let exit_file = shim_file(&config.sandbox, EXIT_FILE);
     // A socket left by a crashed shim of the same container would make bind fail.
     let _ = std::fs::remove_file(&config.socket);
@@ -119,13 +122,9 @@ async fn supervise(config: ShimConfig) -> Result<(), ShimError> {
         // Bound before the engine is asked for anything: the agent's dial
         // succeeds at once and it waits for `started` however long a pull takes.
         let listener = UnixListener::bind(&config.socket).map_err(setup("bind the shim socket"))?;
-        let end = match launch::fetch(&config).await {
-            Ok(()) => docker::supervise(&config, run, listener).await,
-            Err(message) => (
-                Ending::LaunchFailed(message),
-                SessionEnd::Listening(listener),
-            ),
-        };
+        // The container's URIs are fetched once it is clear there is no
+        // container to adopt (whose sandbox already holds them).
+        let end = docker::supervise(&config, run, listener).await;
         return finish(&config, &exit_file, end).await;
     }
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
@@ -225,6 +224,28 @@ async fn supervise(config: ShimConfig) -> Result<(), ShimError> {
         limitation,
     };
     finish(&config, &exit_file, (ending, SessionEnd::Serving(session))).await
+}
+
+/// A shim's life is its task's: it ends when the task has ended, and the
+/// agent ends a task with a `kill` request. Stop signals meant for the agent
+/// (a service manager stopping every process of the agent's unit, `pkill
+/// agora`) are logged and otherwise ignored, so the agent's kills, carried
+/// out by the shims, still reach every task and container.
+fn ignore_stop_signals() -> io::Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        loop {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+                _ = hup.recv() => "SIGHUP",
+            };
+            tracing::info!("{name} ignored: the shim ends with its task, which the agent kills");
+        }
+    });
+    Ok(())
 }
 
 /// How a shim's task ended, for the exit record and the agent.

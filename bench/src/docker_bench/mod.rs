@@ -122,6 +122,10 @@ pub async fn run_docker_bench(args: DockerBenchArgs) -> anyhow::Result<DockerBen
     peers::remove_all(&docker).await?;
     let result = phases(&args, &docker, engine).await;
     peers::remove_all(&docker).await?;
+    // An aborted run may leave the agent's containers too.
+    if let Ok(dir) = std::fs::canonicalize(args.work_dir.join("agent")) {
+        peers::remove_matching(&docker, agent_label(&dir)).await?;
+    }
     if result.is_ok() {
         let _ = std::fs::remove_dir_all(&args.work_dir);
     }
@@ -236,10 +240,13 @@ impl Agora {
         );
         let master = RunningMaster::start(&target, args.timeout).await?;
         let agent_port = free_port()?;
+        // Room for every task, each with its one host port.
+        let tasks = args.containers + args.serial;
         let resources = format!(
-            "cpus:{:.2};mem:{:.0};disk:1024;ports:[31000-31100]",
-            (args.containers + args.serial) as f64 * TASK_CPUS + 1.0,
-            (args.containers + args.serial) as f64 * TASK_MEM + 256.0
+            "cpus:{:.2};mem:{:.0};disk:1024;ports:[31000-{}]",
+            tasks as f64 * TASK_CPUS + 1.0,
+            tasks as f64 * TASK_MEM + 256.0,
+            31_000 + tasks + 10
         );
         let mut agent = Command::new(&args.program);
         agent
@@ -284,10 +291,7 @@ impl Agora {
     fn label(&self) -> anyhow::Result<HashMap<String, Vec<String>>> {
         let dir = std::fs::canonicalize(&self.work_dir)
             .with_context(|| format!("resolving {}", self.work_dir.display()))?;
-        Ok(HashMap::from([(
-            "label".to_string(),
-            vec![format!("agora.work_dir={}", dir.display())],
-        )]))
+        Ok(agent_label(&dir))
     }
 
     async fn get(&self, path: &str) -> anyhow::Result<Value> {
@@ -388,6 +392,14 @@ impl Agora {
         self.master.stop().await;
         Ok(())
     }
+}
+
+/// The engine's filter for the containers of the agent whose work dir is `dir`.
+fn agent_label(dir: &std::path::Path) -> HashMap<String, Vec<String>> {
+    HashMap::from([(
+        "label".to_string(),
+        vec![format!("agora.work_dir={}", dir.display())],
+    )])
 }
 
 /// Where a bench of this process keeps its files.

@@ -233,6 +233,14 @@ pub(crate) async fn wait_for(
 /// Removes every container the peers made (whatever an aborted run left).
 pub(crate) async fn remove_all(docker: &Docker) -> anyhow::Result<usize> {
     let filters = HashMap::from([("name".to_string(), vec![PREFIX.to_string()])]);
+    remove_matching(docker, filters).await
+}
+
+/// Removes every container matching `filters`; how many went.
+pub(crate) async fn remove_matching(
+    docker: &Docker,
+    filters: HashMap<String, Vec<String>>,
+) -> anyhow::Result<usize> {
     let listed = docker
         .list_containers(Some(ListContainersOptions {
             all: true,
@@ -240,7 +248,7 @@ pub(crate) async fn remove_all(docker: &Docker) -> anyhow::Result<usize> {
             ..Default::default()
         }))
         .await
-        .context("listing the bench's containers")?;
+        .context("listing containers to remove")?;
     let options = RemoveContainerOptions {
         force: true,
         ..Default::default()

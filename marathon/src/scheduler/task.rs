@@ -265,8 +265,9 @@ fn command(app: &AppDefinition, env: BTreeMap<String, String>) -> CommandInfo {
     command
 }
 
-/// Host volumes (`containerPath`, `hostPath`, `mode`) of the container;
-/// persistent and external volumes are not for the command executor.
+/// Host volumes (`containerPath`, `hostPath`, `mode`) of the container
+/// (validation refuses persistent and external ones, which nothing here
+/// would carry out).
 fn volumes(values: &[serde_json::Value]) -> Vec<Volume> {
     values
         .iter()

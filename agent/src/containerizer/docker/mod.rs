@@ -42,6 +42,9 @@ use super::{
 use crate::executor::protocol::{read_json, shim_file, Command, ShimConfig, CONFIG_FILE};
 use crate::isolation::cgroups::Stats;
 
+/// How long recovery waits for an engine that does not answer.
+const ENGINE_PATIENCE: Duration = Duration::from_secs(10);
+
 /// What the agent knows of each of its Docker containers.
 struct Known {
     /// The engine's name for it.
@@ -84,6 +87,26 @@ impl DockerContainerizer {
         self.containers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether the engine has the container `name`, asking again for a while
+    /// when the engine does not answer (it may be restarting with the agent).
+    async fn exists(&self, name: &str) -> bool {
+        let deadline = tokio::time::Instant::now() + ENGINE_PATIENCE;
+        loop {
+            match self.engine.inspect_container(name, None).await {
+                Ok(_) => return true,
+                Err(e) if engine::is_not_found(&e) => return false,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    tracing::warn!(container = %name, error = %engine::message(&e), "the Docker engine does not answer; asking again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => {
+                    tracing::error!(container = %name, error = %engine::message(&e), "the Docker engine does not answer; giving up on the container");
+                    return false;
+                }
+            }
+        }
     }
 
     /// The container recorded in its `shim.json`: name and resources.
@@ -163,7 +186,7 @@ impl Containerizer for DockerContainerizer {
             Err(no_shim) => match &name {
                 // The shim is gone without a record, but the engine may
                 // still run the container: a new shim adopts it.
-                Some(name) if self.engine.inspect_container(name, None).await.is_ok() => {
+                Some(name) if self.exists(name).await => {
                     tracing::info!(%container_id, container = %name, "the container outlived its shim; adopting it");
                     self.shims
                         .respawn(container_id, sandbox)

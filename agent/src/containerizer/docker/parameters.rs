@@ -59,6 +59,11 @@ fn apply_one(key: &str, value: &str, body: &mut ContainerCreateBody) -> Result<(
             if k.is_empty() {
                 return Err("expected KEY=VALUE".into());
             }
+            if k.starts_with("agora.") {
+                return Err(format!(
+                    "label '{k}': labels under 'agora.' are the agent's, to find its containers again"
+                ));
+            }
             body.labels
                 .get_or_insert_with(HashMap::new)
                 .insert(k.to_string(), v.to_string());
@@ -397,6 +402,11 @@ mod tests {
             ("tty", "true", "has no terminal"),
             ("log-driver", "syslog", "cannot read the 'syslog' driver"),
             ("env", "HOME", "expected NAME=VALUE"),
+            (
+                "label",
+                "agora.work_dir=/elsewhere",
+                "labels under 'agora.' are the agent's",
+            ),
             ("ulimit", "nofile", "expected NAME=SOFT[:HARD]"),
             ("read-only", "maybe", "'maybe' is not true or false"),
             (

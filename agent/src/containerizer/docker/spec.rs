@@ -7,9 +7,10 @@
 //!   its containers, plus labels with the container, agent, framework and
 //!   task ids and this agent's work dir, so that a restarted agent finds its
 //!   own containers (several agents on one host each find only theirs).
-//! * **Command.** `shell` (the default) runs `/bin/sh -c <value>` as the
-//!   entrypoint; otherwise `value` (if any) and `arguments` are the
-//!   arguments to the image's entrypoint; neither runs the image's own.
+//! * **Command.** `shell` (the default) runs `<value>` through `/bin/sh -c`
+//!   (entrypoint `/bin/sh`, arguments `-c <value>`); otherwise `value` (if
+//!   any) and `arguments` are the arguments to the image's entrypoint; with
+//!   neither, the image's own entrypoint and command run.
 //! * **Sandbox.** Bind-mounted at `/mnt/mesos/sandbox` (`MESOS_SANDBOX`
 //!   inside). Volumes: relative host paths are in the sandbox, relative
 //!   container paths under `/mnt/mesos/sandbox`, no host path makes an
@@ -153,8 +154,10 @@ pub fn build(
 
     let command = &task.command;
     if command.shell.unwrap_or(true) {
-        body.entrypoint = Some(vec!["/bin/sh".into(), "-c".into()]);
-        body.cmd = Some(vec![command.value.clone().unwrap_or_default()]);
+        // As Mesos runs it (`--entrypoint /bin/sh ... -c <value>`), so that
+        // an `entrypoint` parameter replaces the shell and keeps `-c`.
+        body.entrypoint = Some(vec!["/bin/sh".into()]);
+        body.cmd = Some(vec!["-c".into(), command.value.clone().unwrap_or_default()]);
     } else {
         let args: Vec<String> = command
             .value

@@ -61,6 +61,9 @@ const HOST_PORT_NEEDS_NETWORK_NAME: &str = "networkNames must be a single item l
 /// container runtime, here the Docker one).
 const MESOS_RUNS_ON_THE_HOST: &str =
     "is not supported for container type MESOS: Agora's Mesos containerizer runs commands on the host; use container type DOCKER";
+const PERSISTENT_VOLUMES: &str =
+    "persistent volumes are not supported: Agora makes no resource reservations";
+const EXTERNAL_VOLUMES: &str = "external volumes are not supported: Agora has no volume drivers";
 const DOCKER_SINGLE_CONTAINER_NETWORK: &str =
     "may only specify a single container network when using the Docker container engine";
 const IPV6_LIMITATION: &str =
@@ -479,7 +482,7 @@ fn check_container(app: &AppDefinition, r: &mut Report) {
         {
             r.add("/container/docker/image", MESOS_RUNS_ON_THE_HOST);
         }
-        // Persistent and external volumes have their own rules.
+        // Persistent and external volumes are refused below, for any type.
         for (i, volume) in container.volumes.iter().enumerate() {
             if volume.get("persistent").is_none() && volume.get("external").is_none() {
                 r.add(format!("/container/volumes({i})"), MESOS_RUNS_ON_THE_HOST);
@@ -487,6 +490,22 @@ fn check_container(app: &AppDefinition, r: &mut Report) {
         }
         if !app.is_host_networked() {
             r.add("/networks", MESOS_RUNS_ON_THE_HOST);
+        }
+    }
+    // Nothing would carry them out: no resource reservations (persistent
+    // volumes) and no volume drivers (external volumes).
+    for (i, volume) in container.volumes.iter().enumerate() {
+        if volume.get("persistent").is_some() {
+            r.add(
+                format!("/container/volumes({i})/persistent"),
+                PERSISTENT_VOLUMES,
+            );
+        }
+        if volume.get("external").is_some() {
+            r.add(
+                format!("/container/volumes({i})/external"),
+                EXTERNAL_VOLUMES,
+            );
         }
     }
 }

@@ -94,6 +94,27 @@ fn mesos_containers_refuse_what_only_a_container_runtime_does() {
 }
 
 #[test]
+fn volumes_nothing_would_carry_out_are_refused() {
+    for kind in ["DOCKER", "MESOS"] {
+        let app = |volume: Value| {
+            json!({"id": "/a", "cmd": "x", "container": {"type": kind,
+                "docker": {"image": "nginx"}, "volumes": [volume]}})
+        };
+        assert_violation(
+            app(json!({"containerPath": "data", "mode": "RW", "persistent": {"size": 10}})),
+            "/container/volumes(0)/persistent",
+            PERSISTENT_VOLUMES,
+        );
+        assert_violation(
+            app(json!({"containerPath": "/data", "mode": "RW",
+                "external": {"name": "v", "provider": "dvdi"}})),
+            "/container/volumes(0)/external",
+            EXTERNAL_VOLUMES,
+        );
+    }
+}
+
+#[test]
 fn ids_follow_marathon_segment_syntax() {
     let message = format!("must fully match regular expression '{ID_SEGMENT_PATTERN}'");
     assert_violation(json!({"id": "/prod/Web_1", "cmd": "x"}), "/id", &message);

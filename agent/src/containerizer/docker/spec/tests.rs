@@ -114,15 +114,15 @@ fn commands_read_as_mesos_reads_them() {
             None,
             Some("echo $HOST"),
             vec![],
-            Some(vec![v("/bin/sh"), v("-c")]),
-            Some(vec![v("echo $HOST")]),
+            Some(vec![v("/bin/sh")]),
+            Some(vec![v("-c"), v("echo $HOST")]),
         ),
         (
             Some(true),
             Some("sleep 1"),
             vec![],
-            Some(vec![v("/bin/sh"), v("-c")]),
-            Some(vec![v("sleep 1")]),
+            Some(vec![v("/bin/sh")]),
+            Some(vec![v("-c"), v("sleep 1")]),
         ),
         // Arguments go to the image's entrypoint.
         (

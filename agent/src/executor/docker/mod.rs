@@ -9,9 +9,9 @@
 //!   that cannot reach a registry, an unknown user), so a task never waits
 //!   in STAGING for something that cannot happen.
 //! * **Output.** The engine's logs API, followed, is copied into the
-//!   sandbox's `stdout` and `stderr`; an adopted container's copy resumes
-//!   from the second the files were last written (the API counts in whole
-//!   seconds, so up to a second of output may appear twice, never missing).
+//!   sandbox's `stdout` and `stderr` ([`output`]); an adopted container's
+//!   copy resumes after the last line the shim before copied, which every
+//!   shim records as it goes.
 //! * **End.** The engine's wait API says when the container stops (no
 //!   polling); if the engine's connection drops the wait is renewed once it
 //!   answers again. A kill sends the container's stop signal (the image's,
@@ -21,19 +21,17 @@
 //!   the shim sent signal n reads as that signal, as a native task's would.
 //!   The container is removed once its output is copied.
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::path::Path;
+mod output;
+
 use std::pin::Pin;
 use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use bollard::container::LogOutput;
 use bollard::errors::Error;
 use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, ContainerWaitResponse};
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, KillContainerOptions, LogsOptions,
-    RemoveContainerOptions, WaitContainerOptions,
+    CreateContainerOptions, CreateImageOptions, KillContainerOptions, RemoveContainerOptions,
+    WaitContainerOptions,
 };
 use bollard::Docker;
 use futures::{Stream, StreamExt};
@@ -73,7 +71,7 @@ pub(super) async fn supervise(
     };
     // Made before the container starts, as for a native task: the task may
     // look for them in its sandbox.
-    let outputs = match Outputs::open(&config.sandbox) {
+    let outputs = match output::Outputs::open(&config.sandbox) {
         Ok(outputs) => outputs,
         Err(e) => {
             return failed(
@@ -82,7 +80,7 @@ pub(super) async fn supervise(
             )
         }
     };
-    let (info, adopted) = match start(&docker, run).await {
+    let (info, adopted) = match start(config, &docker, run).await {
         Ok(started) => started,
         Err(message) => return failed(message, listener),
     };
@@ -99,16 +97,18 @@ pub(super) async fn supervise(
         .and_then(parse_signal)
         .unwrap_or(Signal::SIGTERM);
     tracing::info!(container = %run.name, pid, adopted, "container running");
-    let since = if adopted {
-        last_written(&config.sandbox)
+    // A new container's output is copied from its start; an adopted one's
+    // from where the shim before this one left off.
+    let resume = if adopted {
+        output::Position::recorded(&config.sandbox)
     } else {
-        0
+        output::Position::Start
     };
-    let output = tokio::spawn(copy_output(
+    let output = tokio::spawn(output::copy(
         docker.clone(),
         run.name.clone(),
         outputs,
-        since,
+        resume,
     ));
     let mut session = Session::start(
         listener,
@@ -201,14 +201,19 @@ pub(super) async fn supervise(
     (ending, SessionEnd::Serving(session))
 }
 
-/// Adopts the container of this name, or makes and starts it; returns its
-/// state once running, and whether it was adopted.
+/// Adopts the container of this name, or fetches the task's URIs into
+/// the sandbox and makes and starts it; returns its state once running, and
+/// whether it was adopted. A container this returns an error for is gone:
+/// none is left that nobody supervises.
 async fn start(
+    config: &ShimConfig,
     docker: &Docker,
     run: &DockerRun,
 ) -> Result<(ContainerInspectResponse, bool), String> {
     let adopted = match docker.inspect_container(&run.name, None).await {
         Ok(info) => {
+            // Adopted as it is: its sandbox (fetched files included) is the
+            // one the container has been using.
             let created = info
                 .state
                 .as_ref()
@@ -221,6 +226,7 @@ async fn start(
             true
         }
         Err(e) if engine::is_not_found(&e) => {
+            super::launch::fetch(config).await?;
             ensure_image(docker, run).await?;
             let options = CreateContainerOptions {
                 name: Some(run.name.clone()),
@@ -241,17 +247,17 @@ async fn start(
             ))
         }
     };
-    let info = docker
-        .inspect_container(&run.name, None)
-        .await
-        .map_err(|e| {
-            format!(
+    match docker.inspect_container(&run.name, None).await {
+        Ok(info) => Ok((info, adopted)),
+        Err(e) => {
+            remove(docker, &run.name).await;
+            Err(format!(
                 "cannot inspect container {}: {}",
                 run.name,
                 engine::message(&e)
-            )
-        })?;
-    Ok((info, adopted))
+            ))
+        }
+    }
 }
 
 async fn start_container(docker: &Docker, run: &DockerRun) -> Result<(), String> {
@@ -278,9 +284,10 @@ async fn ensure_image(docker: &Docker, run: &DockerRun) -> Result<(), String> {
             }
         }
     }
-    tracing::info!(image = %run.image, force = run.force_pull, "pulling the image");
+    let reference = pull_reference(&run.image);
+    tracing::info!(image = %reference, force = run.force_pull, "pulling the image");
     let options = CreateImageOptions {
-        from_image: Some(run.image.clone()),
+        from_image: Some(reference),
         ..Default::default()
     };
     let mut progress = docker.create_image(Some(options), None, None);
@@ -349,67 +356,16 @@ async fn remove(docker: &Docker, name: &str) {
     }
 }
 
-/// The sandbox's `stdout` and `stderr`, opened for appending.
-struct Outputs {
-    stdout: std::fs::File,
-    stderr: std::fs::File,
-}
-
-impl Outputs {
-    fn open(sandbox: &Path) -> std::io::Result<Self> {
-        let open = |file: &str| {
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(sandbox.join(file))
-        };
-        Ok(Outputs {
-            stdout: open("stdout")?,
-            stderr: open("stderr")?,
-        })
+/// What to pull for `image`: as given when it names a tag or a digest,
+/// else its `latest` tag (as `docker pull` does; without a tag the engine's
+/// API pulls every tag of the repository).
+fn pull_reference(image: &str) -> String {
+    let name = image.rsplit('/').next().unwrap_or(image);
+    if image.contains('@') || name.contains(':') {
+        image.to_string()
+    } else {
+        format!("{image}:latest")
     }
-}
-
-/// Copies the container's output into the sandbox until it stops.
-async fn copy_output(docker: Docker, name: String, mut outputs: Outputs, since: i32) {
-    let options = LogsOptions {
-        follow: true,
-        stdout: true,
-        stderr: true,
-        since,
-        ..Default::default()
-    };
-    let mut logs = docker.logs(&name, Some(options));
-    while let Some(item) = logs.next().await {
-        // Plain file writes: the sandbox is local, and the shim's runtime
-        // has a single thread to spare none of.
-        let written = match item {
-            Ok(LogOutput::StdErr { message }) => outputs.stderr.write_all(&message),
-            Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
-                outputs.stdout.write_all(&message)
-            }
-            Ok(LogOutput::StdIn { .. }) => Ok(()),
-            Err(e) => {
-                tracing::warn!(error = %engine::message(&e), "the container's output stream ended");
-                return;
-            }
-        };
-        if let Err(e) = written {
-            tracing::error!(error = %e, "cannot write the container's output");
-            return;
-        }
-    }
-}
-
-/// The second the sandbox's output files were last written (`0`: never).
-fn last_written(sandbox: &Path) -> i32 {
-    ["stdout", "stderr"]
-        .iter()
-        .filter_map(|f| std::fs::metadata(sandbox.join(f)).ok()?.modified().ok())
-        .filter_map(|t: SystemTime| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| i32::try_from(d.as_secs()).unwrap_or(i32::MAX))
-        .max()
-        .unwrap_or(0)
 }
 
 /// `SIGTERM`, `TERM` or `15`.
@@ -452,6 +408,26 @@ mod tests {
         ];
         for (code, signalled, want) in table {
             assert_eq!(exit_status(code, signalled), want, "{code} {signalled:?}");
+        }
+    }
+
+    #[test]
+    fn an_image_without_a_tag_is_pulled_as_latest() {
+        let table = [
+            ("busybox", "busybox:latest"),
+            ("busybox:1.36", "busybox:1.36"),
+            (
+                "registry.local:5000/team/app",
+                "registry.local:5000/team/app:latest",
+            ),
+            (
+                "registry.local:5000/team/app:v2",
+                "registry.local:5000/team/app:v2",
+            ),
+            ("app@sha256:0123", "app@sha256:0123"),
+        ];
+        for (image, reference) in table {
+            assert_eq!(pull_reference(image), reference, "{image}");
         }
     }
 
