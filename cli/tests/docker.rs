@@ -5,85 +5,15 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use agora_integration_tests::TestFramework;
-use agora_proto::container_info::{docker_info, DockerInfo, Type as ContainerType};
+use agora_proto::container_info::{docker_info, Type as ContainerType};
 use agora_proto::task_status::Reason;
 use agora_proto::volume::Mode;
-use agora_proto::{
-    ContainerInfo, NetworkInfo, Offer, Parameter, TaskInfo, TaskState, TaskStatus, Volume,
-};
-use agora_sdk::{SchedulerConfig, TaskBuilder};
-use bollard::Docker;
-use support::docker::{containers_of, engine, ECHO_IMAGE, IMAGE};
+use agora_proto::{NetworkInfo, Parameter, TaskState, Volume};
+use agora_sdk::TaskBuilder;
+use support::docker::*;
 use support::*;
-
-fn in_image(image: &str) -> ContainerInfo {
-    ContainerInfo {
-        r#type: ContainerType::Docker as i32,
-        docker: Some(DockerInfo {
-            image: image.into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-async fn framework(cluster: &Cluster) -> TestFramework {
-    let config = SchedulerConfig::new(format!("127.0.0.1:{}", cluster.master_port), "docker-test")
-        .reconnect_backoff(Duration::from_millis(50), Duration::from_millis(500))
-        .auto_acknowledge(true);
-    TestFramework::subscribe(config).await
-}
-
-/// A task running `command` (through the image's `/bin/sh -c`) in `container`.
-fn task(offer: &Offer, id: &str, command: &str, container: ContainerInfo) -> TaskInfo {
-    TaskBuilder::new(id, command)
-        .cpus(0.1)
-        .mem(64.0)
-        .container(container)
-        .build(offer)
-}
-
-fn sandbox(cluster: &Cluster, agent_id: &str, f: &TestFramework, task_id: &str) -> PathBuf {
-    cluster.work_dir().join(format!(
-        "slaves/{agent_id}/frameworks/{}/executors/{task_id}/runs/latest",
-        f.framework_id
-    ))
-}
-
-fn read(path: PathBuf) -> String {
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn addresses(status: &TaskStatus) -> Vec<String> {
-    status
-        .container_status
-        .iter()
-        .flat_map(|c| c.network_infos.iter())
-        .flat_map(|n| n.ip_addresses.iter())
-        .filter_map(|ip| ip.ip_address.clone())
-        .collect()
-}
-
-/// Waits until the engine has no container of this agent left.
-async fn no_container_left(docker: &Docker, cluster: &Cluster) {
-    let deadline = std::time::Instant::now() + DEADLINE;
-    loop {
-        let left = containers_of(docker, &cluster.work_dir()).await;
-        if left.is_empty() {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "containers left behind: {:?}",
-            left.iter().map(|c| &c.names).collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_docker_task_runs_its_command_entrypoint_or_image_default_in_the_image() {
@@ -122,11 +52,20 @@ async fn a_docker_task_runs_its_command_entrypoint_or_image_default_in_the_image
     let command = own.command.as_mut().expect("command");
     command.shell = Some(false);
     command.value = None;
+    let failing = task(&offer, "failing", "exit 3", in_image(IMAGE));
     f.scheduler
-        .launch(&offer, vec![shell, args, own])
+        .launch(&offer, vec![shell, args, own, failing])
         .await
         .expect("launch");
-    let ended = f.terminal_updates(&["shell", "args", "own"]).await;
+    let mut ended = f
+        .terminal_updates(&["shell", "args", "own", "failing"])
+        .await;
+    let failing = ended.remove("failing").expect("ended");
+    assert_eq!(failing.state(), TaskState::TaskFailed);
+    assert_eq!(
+        failing.message.as_deref(),
+        Some("Command exited with status 3")
+    );
     for (id, done) in &ended {
         assert_eq!(done.state(), TaskState::TaskFinished, "{id}: {done:?}");
         assert_eq!(
@@ -268,6 +207,68 @@ fn reqwest_get(url: &str) -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_on_a_user_network_reports_its_address_there() {
+    use bollard::models::NetworkCreateRequest;
+    let Some(docker) = engine("a_container_on_a_user_network_reports_its_address_there").await
+    else {
+        return;
+    };
+    let network = format!("agora-test-{}", uuid::Uuid::new_v4().simple());
+    docker
+        .create_network(NetworkCreateRequest {
+            name: network.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("a user network");
+    let subnet = docker
+        .inspect_network(&network, None)
+        .await
+        .expect("inspect the network")
+        .ipam
+        .and_then(|i| i.config)
+        .and_then(|c| c.into_iter().next())
+        .and_then(|c| c.subnet)
+        .expect("the network's subnet");
+    let cluster = Cluster::start();
+    let (_agent, _) = cluster.agent(RESOURCES, &[]);
+    let mut f = framework(&cluster).await;
+    let offer = f.offers().await.remove(0);
+    let mut container = in_image(IMAGE);
+    container.docker.as_mut().expect("docker").network = docker_info::Network::User as i32;
+    container.network_infos = vec![NetworkInfo {
+        name: Some(network.clone()),
+        ..Default::default()
+    }];
+    let t = task(&offer, "user-net", "sleep 600", container);
+    f.scheduler.launch(&offer, vec![t]).await.expect("launch");
+    let running = f.update("user-net", TaskState::TaskRunning).await;
+    let names: Vec<Option<String>> = running
+        .container_status
+        .iter()
+        .flat_map(|c| c.network_infos.iter())
+        .map(|n| n.name.clone())
+        .collect();
+    assert_eq!(names, vec![Some(network.clone())]);
+    let ip = addresses(&running).remove(0);
+    let prefix: Vec<&str> = subnet.split('.').take(2).collect();
+    assert!(
+        ip.starts_with(&format!("{}.", prefix.join("."))),
+        "{ip} is on {subnet}"
+    );
+    f.scheduler
+        .kill("user-net", None, None)
+        .await
+        .expect("kill");
+    f.update("user-net", TaskState::TaskKilled).await;
+    no_container_left(&docker, &cluster).await;
+    docker
+        .remove_network(&network)
+        .await
+        .expect("remove the network");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn volumes_mount_read_only_and_read_write_and_relative_paths_are_in_the_sandbox() {
     let Some(docker) = engine("volumes_mount_read_only_and_read_write").await else {
         return;
@@ -343,7 +344,12 @@ async fn a_container_that_cannot_run_fails_at_once_with_the_reason() {
     }];
     let mut unknown_user = task(&offer, "user", "true", in_image(IMAGE));
     unknown_user.command.as_mut().expect("command").user = Some("nosuchuser".into());
+    // The engine has this image, but the task asks for a pull, as Mesos
+    // does it: with no registry reachable, that fails.
+    let mut forced = in_image(IMAGE);
+    forced.docker.as_mut().expect("docker").force_pull_image = Some(true);
     let tasks = vec![
+        task(&offer, "forced", "true", forced),
         task(
             &offer,
             "image",
@@ -356,9 +362,10 @@ async fn a_container_that_cannot_run_fails_at_once_with_the_reason() {
     ];
     f.scheduler.launch(&offer, tasks).await.expect("launch");
     let mut ended = f
-        .terminal_updates(&["image", "parameter", "network", "user"])
+        .terminal_updates(&["forced", "image", "parameter", "network", "user"])
         .await;
     for (id, cause) in [
+        ("forced", "cannot pull image 'agora-test/busybox:1'"),
         ("image", "cannot pull image 'agora-test/does-not-exist:1'"),
         (
             "parameter",
@@ -404,13 +411,13 @@ async fn a_kill_sends_the_stop_signal_then_sigkill_once_the_grace_period_is_over
         .cpus(0.1)
         .mem(64.0)
         .grace_period(Duration::from_secs(10))
-        .container(in_image(IMAGE))
+        .docker_image(IMAGE)
         .build(&offer);
     let hasty = TaskBuilder::new("hasty", trapper("5"))
         .cpus(0.1)
         .mem(64.0)
         .grace_period(Duration::from_secs(1))
-        .container(in_image(IMAGE))
+        .docker_image(IMAGE)
         .build(&offer);
     f.scheduler
         .launch(&offer, vec![graceful, hasty])
@@ -467,7 +474,7 @@ async fn a_container_over_its_memory_fails_with_the_memory_reason() {
     let hog = TaskBuilder::new("hog", "exec tail /dev/zero")
         .cpus(0.1)
         .mem(32.0)
-        .container(in_image(IMAGE))
+        .docker_image(IMAGE)
         .build(&offer);
     f.scheduler.launch(&offer, vec![hog]).await.expect("launch");
     let failed = f.update("hog", TaskState::TaskFailed).await;
@@ -480,181 +487,6 @@ async fn a_container_over_its_memory_fails_with_the_memory_reason() {
         Some("Memory limit exceeded: 32 MB")
     );
     no_container_left(&docker, &cluster).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_container_outlives_agent_and_shim_sigkills_and_stays_supervised() {
-    let Some(docker) = engine("a_container_outlives_agent_and_shim_sigkills").await else {
-        return;
-    };
-    let cluster = Cluster::start();
-    let (mut agent, agent_id) = cluster.agent(RESOURCES, &[]);
-    let mut f = framework(&cluster).await;
-    let offer = f.offers().await.remove(0);
-    let sleeper = task(
-        &offer,
-        "sleeper",
-        "i=0; while true; do echo tick-$i; i=$((i+1)); sleep 0.1; done",
-        in_image(IMAGE),
-    );
-    f.scheduler
-        .launch(&offer, vec![sleeper])
-        .await
-        .expect("launch");
-    f.update("sleeper", TaskState::TaskRunning).await;
-    let running = || async {
-        containers_of(&docker, &cluster.work_dir())
-            .await
-            .iter()
-            .filter(|c| c.state == Some(bollard::models::ContainerSummaryStateEnum::RUNNING))
-            .count()
-    };
-    assert_eq!(running().await, 1);
-
-    agent.kill();
-    assert_eq!(running().await, 1, "the container survives the agent");
-    let (mut agent, again) = cluster.agent(RESOURCES, &[]);
-    assert_eq!(again, agent_id);
-    assert_eq!(
-        agent_task_state(&cluster, "sleeper").as_deref(),
-        Some("TASK_RUNNING")
-    );
-
-    // Now its shim dies too, with the agent: the container runs on, and the
-    // next agent gives it a new shim that adopts it.
-    let shim = shim_pid(&cluster).expect("the container's shim");
-    agent.kill();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(shim),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill the shim");
-    eventually("the shim to be gone", || (!alive(shim)).then_some(()));
-    assert_eq!(running().await, 1, "the container survives its shim");
-    let (_agent, again) = cluster.agent(RESOURCES, &[]);
-    assert_eq!(again, agent_id);
-    let adopted = eventually("a new shim", || shim_pid(&cluster).filter(|p| *p != shim));
-    assert!(alive(adopted));
-    assert_eq!(
-        agent_task_state(&cluster, "sleeper").as_deref(),
-        Some("TASK_RUNNING")
-    );
-    let out = sandbox(&cluster, &agent_id, &f, "sleeper").join("stdout");
-    let before = read(out.clone()).lines().count();
-    eventually("output copied again by the new shim", || {
-        (std::fs::read_to_string(&out).ok()?.lines().count() > before + 3).then_some(())
-    });
-    // The new shim resumed right after the last line the dead one copied:
-    // every tick once, none missing.
-    let ticks: Vec<usize> = read(out)
-        .lines()
-        .map(|l| {
-            l.strip_prefix("tick-")
-                .and_then(|n| n.parse().ok())
-                .expect("a tick")
-        })
-        .collect();
-    assert!(
-        ticks.iter().enumerate().all(|(i, n)| i == *n),
-        "output lost or repeated across the shims: {ticks:?}"
-    );
-    f.scheduler.kill("sleeper", None, None).await.expect("kill");
-    f.update("sleeper", TaskState::TaskKilled).await;
-    no_container_left(&docker, &cluster).await;
-}
-
-/// The state of `task_id` in the agent's `/state`: what a restarted agent
-/// recovered (it registers only once every container answered).
-fn agent_task_state(cluster: &Cluster, task_id: &str) -> Option<String> {
-    let state = get_json(cluster.agent_port, "/state")?;
-    state["frameworks"].as_array()?.iter().find_map(|f| {
-        f["executors"].as_array()?.iter().find_map(|e| {
-            e["tasks"].as_array()?.iter().find_map(|t| {
-                (t["id"] == task_id).then(|| t["state"].as_str().unwrap_or_default().to_string())
-            })
-        })
-    })
-}
-
-/// The pid of the one shim running under this cluster's work dir.
-fn shim_pid(cluster: &Cluster) -> Option<i32> {
-    let marker = cluster.work_dir().display().to_string();
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
-            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            (cmdline.contains(" executor --config ") && cmdline.contains(&marker) && alive(pid))
-                .then_some(pid)
-        })
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn orphaned_containers_of_this_agent_are_removed_and_other_agents_left_alone() {
-    use bollard::models::ContainerCreateBody;
-    use bollard::query_parameters::{CreateContainerOptions, RemoveContainerOptions};
-    let Some(docker) = engine("orphaned_containers_of_this_agent_are_removed").await else {
-        return;
-    };
-    let cluster = Cluster::start();
-    std::fs::create_dir_all(cluster.work_dir()).expect("work dir");
-    let work_dir = std::fs::canonicalize(cluster.work_dir()).expect("canonical");
-    let other = tempfile::tempdir().expect("another agent's work dir");
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    for (name, dir) in [
-        (format!("agora-test-orphan-{suffix}"), work_dir.clone()),
-        (
-            format!("agora-test-other-{suffix}"),
-            other.path().to_path_buf(),
-        ),
-    ] {
-        let labels = std::collections::HashMap::from([
-            ("agora.work_dir".to_string(), dir.display().to_string()),
-            ("agora.container_id".to_string(), format!("{name}-id")),
-        ]);
-        let body = ContainerCreateBody {
-            image: Some(IMAGE.into()),
-            cmd: Some(vec!["sleep".into(), "600".into()]),
-            labels: Some(labels),
-            ..Default::default()
-        };
-        let options = CreateContainerOptions {
-            name: Some(name.clone()),
-            ..Default::default()
-        };
-        docker
-            .create_container(Some(options), body)
-            .await
-            .expect("create");
-        docker.start_container(&name, None).await.expect("start");
-    }
-    assert_eq!(containers_of(&docker, &work_dir).await.len(), 1);
-
-    let (mut kept, _) = cluster.agent(RESOURCES, &["--docker-kill-orphans=false"]);
-    assert_eq!(
-        containers_of(&docker, &work_dir).await.len(),
-        1,
-        "--docker-kill-orphans=false leaves it"
-    );
-    kept.terminate();
-    let (_agent, _) = cluster.agent(RESOURCES, &[]);
-    no_container_left(&docker, &cluster).await;
-    let others = containers_of(&docker, other.path()).await;
-    assert_eq!(
-        others.len(),
-        1,
-        "another agent's container is not this agent's orphan"
-    );
-    let remove = RemoveContainerOptions {
-        force: true,
-        ..Default::default()
-    };
-    docker
-        .remove_container(&format!("agora-test-other-{suffix}"), Some(remove))
-        .await
-        .expect("clean up");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -103,6 +103,21 @@ impl TaskBuilder {
         self
     }
 
+    /// Runs the command in a `DOCKER` container of `image` on the host's
+    /// network: [`TaskBuilder::container`] with the simplest Docker
+    /// `ContainerInfo`.
+    pub fn docker_image(self, image: impl Into<String>) -> Self {
+        use agora_proto::container_info::{DockerInfo, Type};
+        self.container(ContainerInfo {
+            r#type: Type::Docker as i32,
+            docker: Some(DockerInfo {
+                image: image.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
     /// The `TaskInfo` for launching on `offer`'s agent, its resources
     /// allocated to the offer's role.
     pub fn build(self, offer: &Offer) -> TaskInfo {

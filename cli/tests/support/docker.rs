@@ -1,14 +1,21 @@
 //! What the Docker tests share: the engine (or a visible skip where this
 //! machine has none), tiny test images built here from Debian's
-//! `busybox-static` (no registry is reachable), and a look at the
-//! containers an agent left.
+//! `busybox-static` (no registry is reachable), a framework launching
+//! tasks in containers, and a look at the containers an agent left.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use agora_integration_tests::TestFramework;
+use agora_proto::container_info::{DockerInfo, Type as ContainerType};
+use agora_proto::{ContainerInfo, Offer, TaskInfo, TaskStatus};
+use agora_sdk::{SchedulerConfig, TaskBuilder};
 use bollard::models::ContainerSummary;
 use bollard::query_parameters::ListContainersOptions;
 use bollard::Docker;
+
+use super::{Cluster, DEADLINE};
 
 /// The engine's socket the tests use (the agent's default).
 pub const SOCKET: &str = "/var/run/docker.sock";
@@ -64,4 +71,75 @@ pub async fn containers_of(docker: &Docker, work_dir: &Path) -> Vec<ContainerSum
         }))
         .await
         .expect("list containers")
+}
+
+/// A `DOCKER` container of `image`, on the host network.
+pub fn in_image(image: &str) -> ContainerInfo {
+    ContainerInfo {
+        r#type: ContainerType::Docker as i32,
+        docker: Some(DockerInfo {
+            image: image.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A framework on the SDK subscribed to the cluster's master, acknowledging
+/// every update.
+pub async fn framework(cluster: &Cluster) -> TestFramework {
+    let config = SchedulerConfig::new(format!("127.0.0.1:{}", cluster.master_port), "docker-test")
+        .reconnect_backoff(Duration::from_millis(50), Duration::from_millis(500))
+        .auto_acknowledge(true);
+    TestFramework::subscribe(config).await
+}
+
+/// A task running `command` (through the image's `/bin/sh -c`) in `container`.
+pub fn task(offer: &Offer, id: &str, command: &str, container: ContainerInfo) -> TaskInfo {
+    TaskBuilder::new(id, command)
+        .cpus(0.1)
+        .mem(64.0)
+        .container(container)
+        .build(offer)
+}
+
+/// A task's sandbox (its latest run) on the cluster's agent.
+pub fn sandbox(cluster: &Cluster, agent_id: &str, f: &TestFramework, task_id: &str) -> PathBuf {
+    cluster.work_dir().join(format!(
+        "slaves/{agent_id}/frameworks/{}/executors/{task_id}/runs/latest",
+        f.framework_id
+    ))
+}
+
+/// A file's text; the test fails naming it if it cannot be read.
+pub fn read(path: PathBuf) -> String {
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The addresses a status reports for its container.
+pub fn addresses(status: &TaskStatus) -> Vec<String> {
+    status
+        .container_status
+        .iter()
+        .flat_map(|c| c.network_infos.iter())
+        .flat_map(|n| n.ip_addresses.iter())
+        .filter_map(|ip| ip.ip_address.clone())
+        .collect()
+}
+
+/// Waits until the engine has no container of this agent left.
+pub async fn no_container_left(docker: &Docker, cluster: &Cluster) {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let left = containers_of(docker, &cluster.work_dir()).await;
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "containers left behind: {:?}",
+            left.iter().map(|c| &c.names).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -86,13 +86,22 @@ fn network_info_json(n: &agora_proto::NetworkInfo) -> Value {
         v["name"] = json!(name);
     }
     if !n.port_mappings.is_empty() {
-        v["port_mappings"] = json!(n
+        v["port_mappings"] = n
             .port_mappings
             .iter()
-            .map(|p| json!({"host_port": p.host_port, "container_port": p.container_port, "protocol": p.protocol}))
-            .collect::<Vec<_>>());
+            .map(|p| port_mapping_json(p.host_port, p.container_port, &p.protocol))
+            .collect();
     }
     v
+}
+
+/// The network infos of a container or a status, as a JSON array.
+fn network_infos_json(infos: &[agora_proto::NetworkInfo]) -> Value {
+    infos.iter().map(network_info_json).collect()
+}
+
+fn port_mapping_json(host_port: u32, container_port: u32, protocol: &Option<String>) -> Value {
+    json!({"host_port": host_port, "container_port": container_port, "protocol": protocol})
 }
 
 /// A task's `ContainerInfo` in Mesos' JSON.
@@ -105,18 +114,14 @@ fn container_json(c: &agora_proto::ContainerInfo) -> Value {
             "port_mappings": d
                 .port_mappings
                 .iter()
-                .map(|p| json!({"host_port": p.host_port, "container_port": p.container_port, "protocol": p.protocol}))
+                .map(|p| port_mapping_json(p.host_port, p.container_port, &p.protocol))
                 .collect::<Vec<_>>(),
             "privileged": d.privileged.unwrap_or(false),
             "force_pull_image": d.force_pull_image.unwrap_or(false),
         });
     }
     if !c.network_infos.is_empty() {
-        v["network_infos"] = json!(c
-            .network_infos
-            .iter()
-            .map(network_info_json)
-            .collect::<Vec<_>>());
+        v["network_infos"] = network_infos_json(&c.network_infos);
     }
     v
 }
@@ -142,11 +147,7 @@ fn task_json(task: &Task, framework_role: &str) -> Value {
                     c["executor_pid"] = json!(pid);
                 }
                 if !cs.network_infos.is_empty() {
-                    c["network_infos"] = json!(cs
-                        .network_infos
-                        .iter()
-                        .map(network_info_json)
-                        .collect::<Vec<_>>());
+                    c["network_infos"] = network_infos_json(&cs.network_infos);
                 }
                 v["container_status"] = c;
             }

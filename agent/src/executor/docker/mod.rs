@@ -19,7 +19,11 @@
 //!   carried out here so the grace period holds while the agent is down.
 //!   An OOM kill is the memory limitation; an exit code of 128 + n after
 //!   the shim sent signal n reads as that signal, as a native task's would.
-//!   The container is removed once its output is copied.
+//!   The container is removed once its output is copied. Every call the
+//!   supervision waits on is bounded, and a container SIGKILLed whose end
+//!   the engine does not report (an engine under load can lose one: its
+//!   state left "running", every call on it hanging) is taken to have
+//!   ended once the host shows its process gone.
 
 mod output;
 
@@ -45,6 +49,11 @@ use super::{Ending, SessionEnd};
 use crate::containerizer::docker::{engine, DockerRun};
 use crate::containerizer::{Limitation, LimitedResource};
 
+/// How long a call to the engine that the supervision waits on may take.
+const ENGINE_CALL: Duration = Duration::from_secs(10);
+/// How long after a SIGKILL the shim asks the host whether the container's
+/// process is gone, when the engine has not reported its end.
+const KILL_CONFIRMATION: Duration = Duration::from_secs(5);
 /// How long the output copy may take to drain once the container stopped.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(5);
 /// Between attempts to reach an engine that stopped answering.
@@ -118,8 +127,12 @@ pub(super) async fn supervise(
         },
     );
 
+    // The container's main process as the host sees it, to tell whether
+    // it is still there when the engine does not say.
+    let main = HostProcess::of(pid);
     let mut wait = wait_for(&docker, &run.name);
     let mut kill_at: Option<Instant> = None;
+    let mut confirm_at: Option<Instant> = None;
     let mut signalled: Option<Signal> = None;
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
     let code = loop {
@@ -147,7 +160,9 @@ pub(super) async fn supervise(
                     let signal = if grace.is_zero() { Signal::SIGKILL } else { stop_signal };
                     send_signal(&docker, &run.name, signal).await;
                     signalled = Some(signal);
-                    if !grace.is_zero() {
+                    if grace.is_zero() {
+                        confirm_at = Some(Instant::now() + KILL_CONFIRMATION);
+                    } else {
                         // A second kill may shorten the grace, never lengthen it.
                         let at = Instant::now() + grace;
                         kill_at = Some(kill_at.map_or(at, |k| k.min(at)));
@@ -159,6 +174,18 @@ pub(super) async fn supervise(
                 kill_at = None;
                 send_signal(&docker, &run.name, Signal::SIGKILL).await;
                 signalled = Some(Signal::SIGKILL);
+                confirm_at = Some(Instant::now() + KILL_CONFIRMATION);
+            }
+            // SIGKILLed a while ago and the engine still reports nothing:
+            // under load an engine can lose a container's exit (its shim
+            // gone, its state left "running", every call on it hanging).
+            // The host says whether the process is gone.
+            _ = sleep_until(confirm_at.unwrap_or(far)), if confirm_at.is_some() => {
+                if main.as_ref().is_some_and(HostProcess::is_gone) {
+                    tracing::error!(container = %run.name, "the engine did not report the end of the container, whose process is gone");
+                    break Some(128 + Signal::SIGKILL as i64);
+                }
+                confirm_at = Some(Instant::now() + KILL_CONFIRMATION);
             }
         }
     };
@@ -169,10 +196,10 @@ pub(super) async fn supervise(
             SessionEnd::Serving(session),
         );
     };
-    let oom_killed = docker
-        .inspect_container(&run.name, None)
+    let oom_killed = tokio::time::timeout(ENGINE_CALL, docker.inspect_container(&run.name, None))
         .await
         .ok()
+        .and_then(Result::ok)
         .and_then(|i| i.state)
         .and_then(|s| s.oom_killed)
         .unwrap_or(false);
@@ -331,15 +358,18 @@ async fn standing(docker: &Docker, name: &str) -> Standing {
     }
 }
 
+/// Bounded: the supervision loop waits on it, and a kill must not stall
+/// the loop (or the next kill) behind an engine that hangs.
 async fn send_signal(docker: &Docker, name: &str, signal: Signal) {
     let options = KillContainerOptions {
         signal: signal.as_str().to_string(),
     };
-    match docker.kill_container(name, Some(options)).await {
-        Ok(()) => tracing::debug!(%signal, "signalled the container"),
+    match tokio::time::timeout(ENGINE_CALL, docker.kill_container(name, Some(options))).await {
+        Ok(Ok(())) => tracing::debug!(%signal, "signalled the container"),
         // It stopped meanwhile: its exit is on its way.
-        Err(e) if engine::is_conflict(&e) || engine::is_not_found(&e) => {}
-        Err(e) => tracing::warn!(%signal, error = %e, "cannot signal the container"),
+        Ok(Err(e)) if engine::is_conflict(&e) || engine::is_not_found(&e) => {}
+        Ok(Err(e)) => tracing::warn!(%signal, error = %e, "cannot signal the container"),
+        Err(_) => tracing::warn!(%signal, "the engine did not answer the signal in time"),
     }
 }
 
@@ -349,10 +379,45 @@ async fn remove(docker: &Docker, name: &str) {
         v: true,
         ..Default::default()
     };
-    match docker.remove_container(name, Some(options)).await {
-        Ok(()) => tracing::debug!(container = %name, "container removed"),
-        Err(e) if engine::is_not_found(&e) => {}
-        Err(e) => tracing::warn!(container = %name, error = %e, "cannot remove the container"),
+    match tokio::time::timeout(ENGINE_CALL, docker.remove_container(name, Some(options))).await {
+        Ok(Ok(())) => tracing::debug!(container = %name, "container removed"),
+        Ok(Err(e)) if engine::is_not_found(&e) => {}
+        Ok(Err(e)) => tracing::warn!(container = %name, error = %e, "cannot remove the container"),
+        // The agent removes it at its next start, as an orphan.
+        Err(_) => {
+            tracing::warn!(container = %name, "the engine did not remove the container in time")
+        }
+    }
+}
+
+/// A process of the host, told apart from a later one with the same pid
+/// by its start time (`/proc/<pid>/stat`, field 22).
+struct HostProcess {
+    pid: i32,
+    started: u64,
+}
+
+impl HostProcess {
+    /// `pid` as this host sees it now; `None` when it cannot be seen (an
+    /// engine on another host, or in another pid namespace).
+    fn of(pid: i32) -> Option<Self> {
+        let started = Self::start_time(pid)?;
+        Some(HostProcess { pid, started })
+    }
+
+    fn start_time(pid: i32) -> Option<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // After the command's name, which may hold spaces and parentheses.
+        let rest = stat.rsplit_once(')')?.1;
+        rest.split_whitespace().nth(19)?.parse().ok()
+    }
+
+    /// Whether the process has ended (a zombie has ended too).
+    fn is_gone(&self) -> bool {
+        let state = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
+            .ok()
+            .and_then(|s| Some(s.rsplit_once(')')?.1.trim_start().chars().next()? == 'Z'));
+        state.unwrap_or(true) || Self::start_time(self.pid) != Some(self.started)
     }
 }
 
@@ -429,6 +494,20 @@ mod tests {
         for (image, reference) in table {
             assert_eq!(pull_reference(image), reference, "{image}");
         }
+    }
+
+    #[test]
+    fn a_host_process_is_gone_once_it_ended() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn");
+        let process = HostProcess::of(child.id() as i32).expect("visible");
+        assert!(!process.is_gone());
+        child.kill().expect("kill");
+        let _ = child.wait();
+        assert!(process.is_gone());
+        assert!(HostProcess::of(i32::MAX).is_none());
     }
 
     #[test]
