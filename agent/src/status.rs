@@ -26,6 +26,10 @@ pub struct StatusTarget<'a> {
     pub agent_id: &'a str,
     /// The container, once launched.
     pub container: Option<RunningContainer<'a>>,
+    /// The task's health, once its health check has a verdict.
+    pub healthy: Option<bool>,
+    /// The task's general check's last result, once it has one.
+    pub check_status: Option<agora_proto::CheckStatusInfo>,
 }
 
 /// A launched container as its task's statuses describe it.
@@ -119,6 +123,8 @@ pub fn new_status(target: &StatusTarget<'_>, outcome: Outcome) -> TaskStatus {
             network_infos: c.network_infos.clone(),
             executor_pid: Some(c.pid),
         }),
+        healthy: target.healthy,
+        check_status: target.check_status,
         ..Default::default()
     }
 }
@@ -130,11 +136,14 @@ pub fn termination_outcome(termination: Termination, killed: bool) -> Outcome {
         Termination::Exited(code) => format!("Command exited with status {code}"),
         Termination::Signaled(signal) => format!("Command terminated with signal {signal}"),
         Termination::Limited(ref limitation) => limitation.message.clone(),
+        Termination::Unhealthy(ref cause) => {
+            format!("Killed for failing its health check: {cause}")
+        }
         Termination::Unknown => {
             "The executor shim ended without recording how the command ended".to_string()
         }
     };
-    if killed {
+    if killed || matches!(termination, Termination::Unhealthy(_)) {
         return Outcome {
             state: TaskState::TaskKilled,
             reason: None,
@@ -208,6 +217,14 @@ mod tests {
             o.message.as_deref(),
             Some("Command terminated with signal SIGKILL")
         );
+
+        // Killed by its own supervisor: killed all the same, saying why.
+        let o = termination_outcome(Termination::Unhealthy("3 failed".into()), false);
+        assert_eq!(o.state, TaskState::TaskKilled);
+        assert_eq!(
+            o.message.as_deref(),
+            Some("Killed for failing its health check: 3 failed")
+        );
     }
 
     #[test]
@@ -221,6 +238,8 @@ mod tests {
                 pid: 42,
                 network_infos: network_infos(&[], "10.0.0.7".parse().ok()),
             }),
+            healthy: Some(false),
+            check_status: None,
         };
         let a = new_status(&target, Outcome::state(TaskState::TaskRunning));
         let b = new_status(&target, Outcome::state(TaskState::TaskRunning));

@@ -143,6 +143,10 @@ pub struct TaskEntry {
     pub sandbox: Option<PathBuf>,
     /// The grace period of the kill in progress.
     pub kill_grace: Option<Duration>,
+    /// The health last reported (`None` before the first verdict).
+    pub healthy: Option<bool>,
+    /// The general check's result last reported.
+    pub check_status: Option<agora_proto::CheckStatusInfo>,
 }
 
 /// Every task the master must still hear about, plus recently completed ones.
@@ -295,6 +299,8 @@ mod tests {
             networks: Vec::new(),
             sandbox: None,
             kill_grace: None,
+            healthy: None,
+            check_status: None,
         }
     }
 

@@ -5,80 +5,13 @@ mod support;
 
 use std::time::Duration;
 
-use agora_common::resources::{ranges, scalar};
+use agora_common::resources::ranges;
 use agora_proto::agent::{agent_message, master_message};
 use agora_proto::environment::{variable, Variable};
-use agora_proto::framework_info::{capability, Capability};
+use agora_proto::framework_info::capability;
 use agora_proto::task_status::Reason;
-use agora_proto::{
-    CommandInfo, DurationInfo, Environment, FrameworkId, FrameworkInfo, KillPolicy, TaskId,
-    TaskInfo, TaskState,
-};
-use support::{assert_eventually, http_get, process_alive, TestAgent, TestMaster, AGENT_ID};
-
-const FRAMEWORK: &str = "fw-0000";
-
-fn framework(capabilities: &[capability::Type]) -> FrameworkInfo {
-    FrameworkInfo {
-        id: Some(FrameworkId {
-            value: FRAMEWORK.into(),
-        }),
-        name: "test-framework".into(),
-        user: "root".into(),
-        capabilities: capabilities
-            .iter()
-            .map(|t| Capability { r#type: *t as i32 })
-            .collect(),
-        ..Default::default()
-    }
-}
-
-fn shell_task(id: &str, script: &str) -> TaskInfo {
-    TaskInfo {
-        name: format!("{id}-name"),
-        task_id: Some(TaskId { value: id.into() }),
-        resources: vec![scalar("cpus", 0.1), scalar("mem", 32.0)],
-        command: Some(CommandInfo {
-            value: Some(script.into()),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn run(framework: FrameworkInfo, task: TaskInfo) -> master_message::Message {
-    master_message::Message::RunTask(master_message::RunTask {
-        framework: Some(framework),
-        task: Some(task),
-    })
-}
-
-fn kill(task_id: &str, grace: Option<Duration>) -> master_message::Message {
-    master_message::Message::KillTask(master_message::KillTask {
-        framework_id: Some(FrameworkId {
-            value: FRAMEWORK.into(),
-        }),
-        task_id: Some(TaskId {
-            value: task_id.into(),
-        }),
-        kill_policy: grace.map(|g| KillPolicy {
-            grace_period: Some(DurationInfo {
-                nanoseconds: g.as_nanos() as i64,
-            }),
-        }),
-    })
-}
-
-fn state(s: &agora_proto::TaskStatus) -> TaskState {
-    TaskState::try_from(s.state).expect("known state")
-}
-
-async fn registered(master: &mut TestMaster, agent: &TestAgent) {
-    master
-        .expect(|m| matches!(m.message, Some(agent_message::Message::Register(_))).then_some(()))
-        .await;
-    assert_eq!(agent.handle.registered().await.as_deref(), Some(AGENT_ID));
-}
+use agora_proto::{CommandInfo, Environment, FrameworkId, TaskId, TaskState};
+use support::*;
 
 #[tokio::test]
 async fn registers_with_its_resources_and_attributes() {

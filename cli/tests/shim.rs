@@ -21,6 +21,7 @@ fn spec(work_dir: &Path, script: &str) -> LaunchSpec {
         env: vec![("PATH".into(), "/usr/bin:/bin".into())],
         uris: Vec::new(),
         resources: Default::default(),
+        checks: Default::default(),
     }
 }
 

@@ -20,17 +20,70 @@ use agora_proto::framework_info::capability::Type as Capability;
 use agora_proto::task_status::Reason;
 use agora_proto::{FrameworkInfo, KillPolicy, TaskInfo, TaskState};
 
+use tokio::sync::mpsc::UnboundedSender;
+
 use super::{Actor, Internal};
 use crate::containerizer::docker::spec::SANDBOX_IN_CONTAINER;
 use crate::containerizer::env::{task_environment, EnvContext};
 use crate::containerizer::{
-    on_host_network, ContainerResources, ContainerizerKind, LaunchSpec, Run,
+    on_host_network, ContainerResources, Containerizer, ContainerizerKind, LaunchSpec, Run,
+    Termination,
 };
+use crate::executor::health;
+use crate::executor::protocol::HealthStatus;
 use crate::sandbox::SandboxIds;
 use crate::status::{
     network_infos, new_status, termination_outcome, Outcome, RunningContainer, StatusTarget,
 };
 use crate::tasks::{Effect, Phase, PhaseEvent, TaskEntry, TaskKey};
+
+/// Forwards a running container's health changes to the actor until it
+/// ends, then its end.
+pub(super) async fn watch_container(
+    containerizer: &dyn Containerizer,
+    key: TaskKey,
+    container_id: String,
+    internal: &UnboundedSender<Internal>,
+) {
+    let mut health = containerizer.health(&container_id);
+    let id = container_id.clone();
+    let ended = containerizer.wait(&id);
+    tokio::pin!(ended);
+    loop {
+        let changed = async {
+            match health.as_mut() {
+                Some(rx) => rx.changed().await.map(|()| rx.borrow_and_update().clone()),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            termination = &mut ended => {
+                match termination {
+                    Ok(termination) => {
+                        let _ = internal.send(Internal::Exited {
+                            key,
+                            container_id,
+                            termination,
+                        });
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot wait for a launched container"),
+                }
+                return;
+            }
+            status = changed => match status {
+                Ok(status) => {
+                    let _ = internal.send(Internal::Health {
+                        key: key.clone(),
+                        container_id: container_id.clone(),
+                        status,
+                    });
+                }
+                // The checks are over: only the end is left to wait for.
+                Err(_) => health = None,
+            },
+        }
+    }
+}
 
 fn has_capability(framework: &FrameworkInfo, capability: Capability) -> bool {
     framework
@@ -80,6 +133,8 @@ impl Actor {
                 networks: Vec::new(),
                 sandbox: None,
                 kill_grace: None,
+                healthy: None,
+                check_status: None,
             },
         );
         self.checkpoint_task(&key);
@@ -90,6 +145,13 @@ impl Actor {
         let agent_id = self.current_agent_id();
         let run = match Run::of(&task, &agent_id, &framework_id) {
             Ok(run) => run,
+            Err(e) => {
+                self.launch_failed(&key, e.to_string());
+                return;
+            }
+        };
+        let checks = match health::of_task(&task, self.task_grace(&task)) {
+            Ok(checks) => checks,
             Err(e) => {
                 self.launch_failed(&key, e.to_string());
                 return;
@@ -145,6 +207,7 @@ impl Actor {
                 env,
                 uris,
                 resources: ContainerResources::of(&task.resources),
+                checks,
             };
             let launched = containerizer.launch(spec).await;
             let ok = launched.is_ok();
@@ -155,16 +218,7 @@ impl Actor {
                 result: launched.map(|l| (l, sandbox)).map_err(|e| e.to_string()),
             });
             if ok {
-                match containerizer.wait(&container_id).await {
-                    Ok(termination) => {
-                        let _ = internal.send(Internal::Exited {
-                            key,
-                            container_id,
-                            termination,
-                        });
-                    }
-                    Err(e) => tracing::error!(error = %e, "cannot wait for a launched container"),
-                }
+                watch_container(&*containerizer, key, container_id, &internal).await;
             }
         });
     }
@@ -177,19 +231,13 @@ impl Actor {
         policy: Option<KillPolicy>,
     ) -> Duration {
         let key: TaskKey = (framework_id.to_string(), task_id.to_string());
-        let default_grace = self.me.default_grace;
-        let docker_grace = self.me.docker_grace;
+        let Some(entry) = self.tasks.get(&key) else {
+            return Duration::ZERO;
+        };
+        let grace = grace_of(policy.as_ref()).unwrap_or_else(|| self.task_grace(&entry.info));
         let Some(entry) = self.tasks.get_mut(&key) else {
             return Duration::ZERO;
         };
-        // `--docker-stop-timeout`, when given, is the Docker tasks' default.
-        let fallback = match ContainerizerKind::of(&entry.info) {
-            ContainerizerKind::Docker => docker_grace.unwrap_or(default_grace),
-            ContainerizerKind::Mesos => default_grace,
-        };
-        let grace = grace_of(policy.as_ref())
-            .or_else(|| grace_of(entry.info.kill_policy.as_ref()))
-            .unwrap_or(fallback);
         let (phase, effect) = entry.phase.step(PhaseEvent::Kill);
         entry.phase = phase;
         if effect != Effect::StartKill {
@@ -211,6 +259,64 @@ impl Actor {
         grace
     }
 
+    /// The grace period of a task's kill when the kill request has no
+    /// policy: the task's kill policy, else `--docker-stop-timeout` for a
+    /// Docker task when given, else the agent's default.
+    fn task_grace(&self, task: &TaskInfo) -> Duration {
+        let fallback = match ContainerizerKind::of(task) {
+            ContainerizerKind::Docker => self.me.docker_grace.unwrap_or(self.me.default_grace),
+            ContainerizerKind::Mesos => self.me.default_grace,
+        };
+        grace_of(task.kill_policy.as_ref()).unwrap_or(fallback)
+    }
+
+    /// A task's health or general check changed: a `TASK_RUNNING` update
+    /// says so, with Mesos' reason, only when the verdict differs from the
+    /// one last reported (a recovered task's checkpoint holds that one).
+    fn on_health(&mut self, key: &TaskKey, container_id: &str, status: HealthStatus) {
+        let Some(entry) = self.tasks.get_mut(key) else {
+            return;
+        };
+        if entry.container_id != container_id || entry.phase != Phase::Running {
+            return;
+        }
+        if status.healthy.is_some() && status.healthy != entry.healthy {
+            entry.healthy = status.healthy;
+            let message = if status.healthy == Some(true) {
+                "The task is healthy".to_string()
+            } else {
+                status
+                    .cause
+                    .clone()
+                    .unwrap_or_else(|| "The task is unhealthy".into())
+            };
+            tracing::info!(task_id = %key.1, healthy = ?status.healthy, %message, "health changed");
+            self.report(
+                key,
+                Outcome::with(
+                    TaskState::TaskRunning,
+                    Reason::TaskHealthCheckStatusUpdated,
+                    message,
+                ),
+            );
+        }
+        let Some(entry) = self.tasks.get_mut(key) else {
+            return;
+        };
+        let check = status.check.map(|c| c.to_proto());
+        if check.is_some() && check != entry.check_status {
+            entry.check_status = check;
+            self.report(
+                key,
+                Outcome::with(
+                    TaskState::TaskRunning,
+                    Reason::TaskCheckStatusUpdated,
+                    "The task's check result changed",
+                ),
+            );
+        }
+    }
+
     /// Answers a kill of a task this agent does not have.
     pub(super) fn report_unknown_task(&mut self, key: &TaskKey) {
         let partition_aware = self
@@ -230,6 +336,8 @@ impl Actor {
                 executor_id: &key.1,
                 agent_id: &agent_id,
                 container: None,
+                healthy: None,
+                check_status: None,
             },
             Outcome::with(state, Reason::TaskUnknown, "Task unknown to the agent"),
         );
@@ -274,6 +382,11 @@ impl Actor {
                     }
                 }
             }
+            Internal::Health {
+                key,
+                container_id,
+                status,
+            } => self.on_health(&key, &container_id, status),
             Internal::Exited {
                 key,
                 container_id,
@@ -293,6 +406,9 @@ impl Actor {
                     return;
                 }
                 let killing = matches!(before, Phase::Killing { .. });
+                if matches!(termination, Termination::Unhealthy(_)) {
+                    entry.healthy = Some(false);
+                }
                 let mut outcome = termination_outcome(termination.clone(), killing);
                 if before
                     == (Phase::Killing {
@@ -352,6 +468,8 @@ impl Actor {
                         self.me.ip.filter(|_| on_host_network(&entry.info)),
                     ),
                 }),
+                healthy: entry.healthy,
+                check_status: entry.check_status,
             },
             outcome,
         );

@@ -66,6 +66,12 @@ pub enum Internal {
         container_id: String,
         result: Result<(Launched, PathBuf), String>,
     },
+    /// A running container's health or general check changed.
+    Health {
+        key: TaskKey,
+        container_id: String,
+        status: crate::executor::protocol::HealthStatus,
+    },
     /// A container's main process ended and its group is gone.
     Exited {
         key: TaskKey,

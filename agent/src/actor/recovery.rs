@@ -53,6 +53,8 @@ impl Actor {
                     }
             ),
             pending_updates: self.updates.pending(&key.0, &key.1),
+            healthy: e.healthy,
+            check_status: e.check_status,
         };
         if let Err(e) = self.checkpoint.write_task(&record) {
             tracing::error!(task_id = %key.1, error = %e, "cannot checkpoint task");
@@ -142,6 +144,8 @@ impl Actor {
                     networks: Vec::new(),
                     sandbox: sandbox.clone(),
                     kill_grace: None,
+                    healthy: record.healthy,
+                    check_status: record.check_status,
                 },
             );
             for status in record.pending_updates {
@@ -194,15 +198,13 @@ impl Actor {
                         container_id: container_id.clone(),
                         result: Ok(found),
                     });
-                    let termination = containerizer
-                        .wait(&container_id)
-                        .await
-                        .unwrap_or(Termination::Unknown);
-                    let _ = internal.send(Internal::Exited {
+                    super::lifecycle::watch_container(
+                        &*containerizer,
                         key,
                         container_id,
-                        termination,
-                    });
+                        &internal,
+                    )
+                    .await;
                 }
                 // It ran: it ended, nobody knows how.
                 Err(reason) if launched => {

@@ -135,6 +135,13 @@ impl Containerizer for ComposingContainerizer {
         }
     }
 
+    fn health(
+        &self,
+        container_id: &str,
+    ) -> Option<tokio::sync::watch::Receiver<crate::executor::protocol::HealthStatus>> {
+        self.owner(container_id).ok()?.health(container_id)
+    }
+
     fn kinds(&self) -> Vec<ContainerizerKind> {
         self.members.iter().map(|(k, _)| *k).collect()
     }
@@ -159,6 +166,7 @@ mod tests {
             env: Vec::new(),
             uris: Vec::new(),
             resources: Default::default(),
+            checks: Default::default(),
         }
     }
 

@@ -52,6 +52,8 @@ pub struct LaunchSpec {
     pub uris: Vec<agora_proto::command_info::Uri>,
     /// The task's resources, which the isolation turns into limits.
     pub resources: ContainerResources,
+    /// The task's health check and general check, run by its supervisor.
+    pub checks: crate::executor::health::Checks,
 }
 
 /// The resources a container is limited to (from the task's `cpus`, `mem`
@@ -192,6 +194,8 @@ pub enum Termination {
     Signaled(Signal),
     /// The isolation killed it for exceeding a limit.
     Limited(Limitation),
+    /// Its supervisor killed it for failing its health checks (the cause).
+    Unhealthy(String),
     /// Nobody knows: the container's supervisor vanished without recording
     /// the outcome (e.g. the shim was SIGKILLed while the agent was down).
     Unknown,
@@ -298,6 +302,16 @@ pub trait Containerizer: Send + Sync + 'static {
     /// recovery decision; nothing to do by default.
     async fn clean_up_orphans(&self, known: &[String]) {
         let _ = known;
+    }
+
+    /// The container's health and general check as they change, when its
+    /// task has any and this containerizer runs them (`None` otherwise).
+    fn health(
+        &self,
+        container_id: &str,
+    ) -> Option<tokio::sync::watch::Receiver<crate::executor::protocol::HealthStatus>> {
+        let _ = container_id;
+        None
     }
 
     /// The kinds of task this containerizer runs (the agent advertises

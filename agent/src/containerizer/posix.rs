@@ -7,6 +7,9 @@
 //! *process group*: signals go to the whole group, and once the main process
 //! has exited the group is SIGKILLed so that nothing a task forked outlives it.
 //!
+//! A task's health check and general check run in the agent's process
+//! (the same loops a shim runs), and a health kill is the group's kill.
+//!
 //! URIs are fetched in `launch` (a worker of the agent, not its actor), with
 //! a cache shared by the process' POSIX containerizers under the temporary
 //! directory.
@@ -33,12 +36,18 @@ use super::{
     Containerizer, ContainerizerKind, LaunchError, LaunchSpec, Launched, RecoverError, Run,
     Termination, UnknownContainer,
 };
+use crate::executor::health;
 
 struct Entry {
     /// The process group (= the main process' pid).
     pgid: Pid,
     /// Taken by the one `wait` call.
     child: Option<Child>,
+    /// The task's checks, running in the agent's process; stopped when
+    /// the container is forgotten.
+    checks: Option<health::Running>,
+    /// Why the health check had the task killed, if it did.
+    unhealthy: Option<String>,
 }
 
 /// Runs each container as a process group on the host.
@@ -118,14 +127,53 @@ impl Containerizer for PosixContainerizer {
         // happened yet: nobody has waited on it.
         let pid = child.id().map(|p| p as i32).unwrap_or_default();
         tracing::debug!(container_id = %spec.container_id, pid, "spawned container");
+        let checks = (!spec.checks.is_empty()).then(|| {
+            let target = Arc::new(health::probe::HostTarget {
+                sandbox: spec.sandbox.clone(),
+                env: spec.env.clone(),
+            });
+            let mut running = health::start(
+                &spec.checks,
+                target,
+                std::time::Instant::now(),
+                Default::default(),
+            );
+            let kill = running.take_kill();
+            let containers = self.containers.clone();
+            let container_id = spec.container_id.clone();
+            let grace = spec.checks.kill_grace;
+            tokio::spawn(async move {
+                let Ok(cause) = kill.await else { return };
+                let pgid = {
+                    let mut table = lock(&containers);
+                    let Some(entry) = table.get_mut(&container_id) else {
+                        return;
+                    };
+                    entry.unhealthy = Some(cause);
+                    entry.pgid
+                };
+                kill_group(&containers, &container_id, pgid, grace);
+            });
+            running
+        });
         self.table().insert(
             spec.container_id.clone(),
             Entry {
                 pgid: Pid::from_raw(pid),
                 child: Some(child),
+                checks,
+                unhealthy: None,
             },
         );
         Ok(Launched::on_host(pid))
+    }
+
+    fn health(
+        &self,
+        container_id: &str,
+    ) -> Option<tokio::sync::watch::Receiver<crate::executor::protocol::HealthStatus>> {
+        let table = self.table();
+        Some(table.get(container_id)?.checks.as_ref()?.status.clone())
     }
 
     async fn wait(&self, container_id: &str) -> Result<Termination, UnknownContainer> {
@@ -138,22 +186,24 @@ impl Containerizer for PosixContainerizer {
         };
         let mut child = child.ok_or_else(|| UnknownContainer(container_id.to_string()))?;
         let status = child.wait().await;
-        {
+        let unhealthy = {
             // Forget the group and kill its remaining members under the lock,
             // so that no `kill` can target the group id after this point.
             let mut table = self.table();
-            table.remove(container_id);
+            let entry = table.remove(container_id);
             signal_group(pgid, Signal::SIGKILL);
-        }
-        let termination = match status {
-            Ok(status) => match (status.code(), status.signal()) {
+            entry.and_then(|e| e.unhealthy)
+        };
+        let termination = match (unhealthy, status) {
+            (Some(cause), _) => Termination::Unhealthy(cause),
+            (None, Ok(status)) => match (status.code(), status.signal()) {
                 (Some(code), _) => Termination::Exited(code),
                 (None, Some(sig)) => {
                     Termination::Signaled(Signal::try_from(sig).unwrap_or(Signal::SIGKILL))
                 }
                 (None, None) => Termination::Exited(-1),
             },
-            Err(e) => {
+            (None, Err(e)) => {
                 tracing::warn!(container_id, error = %e, "waiting for the container failed");
                 Termination::Exited(-1)
             }
@@ -180,23 +230,34 @@ impl Containerizer for PosixContainerizer {
             .get(container_id)
             .ok_or_else(|| UnknownContainer(container_id.to_string()))?;
         let pgid = entry.pgid;
-        if grace.is_zero() {
-            signal_group(pgid, Signal::SIGKILL);
-            return Ok(());
-        }
-        signal_group(pgid, Signal::SIGTERM);
-        let containers = self.containers.clone();
-        let container_id = container_id.to_string();
-        tokio::spawn(async move {
-            tokio::time::sleep(grace).await;
-            // Under the lock: once `wait` forgot the group its id may be reused.
-            let table = lock(&containers);
-            if table.get(&container_id).is_some_and(|e| e.pgid == pgid) {
-                signal_group(pgid, Signal::SIGKILL);
-            }
-        });
+        drop(table);
+        kill_group(&self.containers, container_id, pgid, grace);
         Ok(())
     }
+}
+
+/// SIGTERM to the group, SIGKILL after `grace` (at once when zero).
+fn kill_group(
+    containers: &Arc<Mutex<HashMap<String, Entry>>>,
+    container_id: &str,
+    pgid: Pid,
+    grace: Duration,
+) {
+    if grace.is_zero() {
+        signal_group(pgid, Signal::SIGKILL);
+        return;
+    }
+    signal_group(pgid, Signal::SIGTERM);
+    let containers = containers.clone();
+    let container_id = container_id.to_string();
+    tokio::spawn(async move {
+        tokio::time::sleep(grace).await;
+        // Under the lock: once `wait` forgot the group its id may be reused.
+        let table = lock(&containers);
+        if table.get(&container_id).is_some_and(|e| e.pgid == pgid) {
+            signal_group(pgid, Signal::SIGKILL);
+        }
+    });
 }
 
 #[cfg(test)]
@@ -212,6 +273,7 @@ mod tests {
             env: vec![("GREETING".into(), "hello".into())],
             uris: Vec::new(),
             resources: Default::default(),
+            checks: Default::default(),
         }
     }
 

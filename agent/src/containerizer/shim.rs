@@ -46,8 +46,8 @@ use super::{
     Termination, UnknownContainer,
 };
 use crate::executor::protocol::{
-    encode, read_json, shim_file, termination, write_json_atomic, ExitRecord, ShimConfig,
-    ShimEvent, ShimRequest, CONFIG_FILE, EXIT_FILE, LOG_FILE, SHIM_DIR,
+    encode, read_json, shim_file, termination, write_json_atomic, ExitRecord, HealthStatus,
+    ShimConfig, ShimEvent, ShimRequest, CONFIG_FILE, EXIT_FILE, LOG_FILE, SHIM_DIR,
 };
 
 /// The longest Unix socket path (`sun_path` is 108 bytes with the NUL).
@@ -67,6 +67,8 @@ struct Entry {
     requests: mpsc::UnboundedSender<ShimRequest>,
     /// `Some` once the container ended and nothing of it survives.
     ended: watch::Receiver<Option<Termination>>,
+    /// The task's checks as the shim last reported them.
+    health: watch::Receiver<HealthStatus>,
 }
 
 /// Runs each container under an executor shim.
@@ -138,8 +140,13 @@ impl ShimContainerizer {
         // A reset is a shim that closed its listener with our connection
         // still in the backlog: it ended, like an end of stream.
         let first = lines.next_line().await.unwrap_or(None);
-        let (pid, networks) = match first.as_deref().map(serde_json::from_str::<ShimEvent>) {
-            Some(Ok(ShimEvent::Started { pid, networks })) => (pid, networks),
+        let (pid, networks, health) = match first.as_deref().map(serde_json::from_str::<ShimEvent>)
+        {
+            Some(Ok(ShimEvent::Started {
+                pid,
+                networks,
+                health,
+            })) => (pid, networks, health),
             // The shim was ending as we dialled: its exit file is written.
             None => return self.ended_from_exit_file(container_id, sandbox),
             Some(other) => {
@@ -148,6 +155,7 @@ impl ShimContainerizer {
         };
         let (requests, mut requests_rx) = mpsc::unbounded_channel();
         let (ended_tx, ended) = watch::channel(None);
+        let (health_tx, health) = watch::channel(health);
         let exit_file = shim_file(sandbox, EXIT_FILE);
         let id = container_id.to_string();
         tokio::spawn(async move {
@@ -155,7 +163,12 @@ impl ShimContainerizer {
                 tokio::select! {
                     line = lines.next_line() => match line {
                         Ok(Some(line)) => match serde_json::from_str::<ShimEvent>(&line) {
-                            Ok(ShimEvent::Exited { status, limitation }) => break termination(status, limitation),
+                            Ok(ShimEvent::Exited { status, limitation, unhealthy }) => {
+                                break termination(status, limitation, unhealthy)
+                            }
+                            Ok(ShimEvent::Health { status }) => {
+                                health_tx.send_replace(status);
+                            }
                             Ok(ShimEvent::Started { .. }) => {}
                             Err(e) => tracing::warn!(container_id = %id, error = %e, %line, "invalid shim message"),
                         },
@@ -177,8 +190,14 @@ impl ShimContainerizer {
             tracing::debug!(container_id = %id, ?termination, "container ended");
             ended_tx.send_replace(Some(termination));
         });
-        self.table()
-            .insert(container_id.to_string(), Entry { requests, ended });
+        self.table().insert(
+            container_id.to_string(),
+            Entry {
+                requests,
+                ended,
+                health,
+            },
+        );
         Ok(Launched { pid, networks })
     }
 
@@ -189,11 +208,19 @@ impl ShimContainerizer {
                 pid,
                 status,
                 limitation,
+                unhealthy,
             })) => {
                 let (requests, _) = mpsc::unbounded_channel();
-                let (_, ended) = watch::channel(Some(termination(status, limitation)));
-                self.table()
-                    .insert(container_id.to_string(), Entry { requests, ended });
+                let (_, ended) = watch::channel(Some(termination(status, limitation, unhealthy)));
+                let (_, health) = watch::channel(HealthStatus::default());
+                self.table().insert(
+                    container_id.to_string(),
+                    Entry {
+                        requests,
+                        ended,
+                        health,
+                    },
+                );
                 Ok(Launched::on_host(pid))
             }
             Ok(Some(ExitRecord::LaunchFailed { message })) => Err(message),
@@ -206,8 +233,11 @@ impl ShimContainerizer {
 fn termination_from_file(path: &Path) -> Termination {
     match read_json::<ExitRecord>(path) {
         Ok(Some(ExitRecord::Ended {
-            status, limitation, ..
-        })) => termination(status, limitation),
+            status,
+            limitation,
+            unhealthy,
+            ..
+        })) => termination(status, limitation, unhealthy),
         _ => Termination::Unknown,
     }
 }
@@ -230,6 +260,7 @@ impl ShimContainerizer {
             fetch_cache: Some(self.fetch_cache.clone()),
             isolation: self.isolation.clone(),
             resources: spec.resources,
+            checks: spec.checks,
         })
     }
 
@@ -392,6 +423,10 @@ impl Containerizer for ShimContainerizer {
             .requests
             .send(ShimRequest::Kill { grace_ms })
             .map_err(|_| UnknownContainer(container_id.to_string()))
+    }
+
+    fn health(&self, container_id: &str) -> Option<watch::Receiver<HealthStatus>> {
+        self.table().get(container_id).map(|e| e.health.clone())
     }
 
     async fn usage(&self, container_id: &str) -> Option<crate::isolation::cgroups::Stats> {

@@ -41,6 +41,7 @@
 //! the shared binary's pages).
 
 mod docker;
+pub mod health;
 mod isolate;
 mod launch;
 pub mod protocol;
@@ -49,6 +50,7 @@ mod tree;
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -154,13 +156,25 @@ async fn supervise(config: ShimConfig) -> Result<(), ShimError> {
     tracing::info!(container_id = %config.container_id, pid = main.as_raw(), "task started");
 
     let me = std::process::id() as i32;
+    let mut checks = (!config.checks.is_empty()).then(|| {
+        let target = Arc::new(health::probe::HostTarget {
+            sandbox: config.sandbox.clone(),
+            env: config.env.clone(),
+        });
+        health::start(
+            &config.checks,
+            target,
+            std::time::Instant::now(),
+            Default::default(),
+        )
+    });
     let mut session = Session::start(
         listener,
-        ShimEvent::Started {
-            pid: main.as_raw(),
-            networks: Vec::new(),
-        },
+        main.as_raw(),
+        Vec::new(),
+        checks.as_ref().map(|c| c.status.clone()),
     );
+    let mut unhealthy: Option<String> = None;
     let mut kill_at: Option<Instant> = None;
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
     let mut limitation: Option<Limitation> = None;
@@ -192,6 +206,17 @@ async fn supervise(config: ShimConfig) -> Result<(), ShimError> {
                     }
                 }
             },
+            cause = health_kill(&mut checks), if unhealthy.is_none() => {
+                let grace = config.checks.kill_grace;
+                if grace.is_zero() {
+                    tree::signal_descendants(me, Signal::SIGKILL);
+                } else {
+                    tree::signal_descendants(me, Signal::SIGTERM);
+                    let at = Instant::now() + grace;
+                    kill_at = Some(kill_at.map_or(at, |k| k.min(at)));
+                }
+                unhealthy = Some(cause);
+            }
             _ = sleep_until(kill_at.unwrap_or(far)), if kill_at.is_some() => {
                 tracing::info!("grace period over; SIGKILL");
                 kill_at = None;
@@ -218,12 +243,27 @@ async fn supervise(config: ShimConfig) -> Result<(), ShimError> {
     let limitation = limitation.or_else(|| guard.memory_exceeded());
     guard.destroy().await;
     let status = exit_status(status);
+    drop(checks);
     let ending = Ending::Ended {
         pid: main.as_raw(),
         status,
         limitation,
+        unhealthy,
     };
     finish(&config, &exit_file, (ending, SessionEnd::Serving(session))).await
+}
+
+/// The cause, once the task's health check wants it killed (never without
+/// a health check, and only once).
+async fn health_kill(checks: &mut Option<health::Running>) -> String {
+    let Some(running) = checks else {
+        return std::future::pending().await;
+    };
+    match (&mut running.kill).await {
+        Ok(cause) => cause,
+        // The checks stopped without asking: nothing to do, ever.
+        Err(_) => std::future::pending().await,
+    }
 }
 
 /// A shim's life is its task's: it ends when the task has ended, and the
@@ -255,6 +295,8 @@ enum Ending {
         pid: i32,
         status: ExitStatus,
         limitation: Option<Limitation>,
+        /// Why it was killed for failing its health checks, if it was.
+        unhealthy: Option<String>,
     },
     /// It never started.
     LaunchFailed(String),
@@ -283,15 +325,21 @@ async fn finish(
             pid,
             status,
             limitation,
+            unhealthy,
         } => {
-            tracing::info!(?status, ?limitation, "task ended");
+            tracing::info!(?status, ?limitation, ?unhealthy, "task ended");
             Some((
                 ExitRecord::Ended {
                     pid,
                     status,
                     limitation: limitation.clone(),
+                    unhealthy: unhealthy.clone(),
                 },
-                Some(ShimEvent::Exited { status, limitation }),
+                Some(ShimEvent::Exited {
+                    status,
+                    limitation,
+                    unhealthy,
+                }),
             ))
         }
         Ending::LaunchFailed(message) => {

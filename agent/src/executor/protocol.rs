@@ -10,6 +10,7 @@
 //! shim -> agent  {"type":"started","pid":4242}                      (first line of every connection;
 //!                                                                    a container on a network of its own
 //!                                                                    adds "networks":[{"name":..,"ip":..}])
+//! shim -> agent  {"type":"health","status":{"healthy":false,"cause":".."}}  (when a check's verdict changes)
 //! shim -> agent  {"type":"exited","status":{"exited":0}}            (then the shim exits)
 //! agent -> shim  {"type":"kill","grace_ms":3000}                    (SIGTERM now, SIGKILL after grace)
 //! ```
@@ -43,6 +44,7 @@ use crate::containerizer::docker::DockerRun;
 use crate::containerizer::{
     CommandSpec, ContainerNetwork, ContainerResources, Limitation, Termination,
 };
+use crate::executor::health::Checks;
 use crate::isolation::policy::ShimIsolation;
 
 /// The directory of the shim's files inside a sandbox.
@@ -79,6 +81,9 @@ pub struct ShimConfig {
     /// The task's resources, the limits of its isolation.
     #[serde(default)]
     pub resources: ContainerResources,
+    /// The task's health check and general check, run by the shim.
+    #[serde(default, skip_serializing_if = "Checks::is_empty")]
+    pub checks: Checks,
 }
 
 /// A `CommandInfo.URI` as it is written to `shim.json`.
@@ -190,11 +195,83 @@ impl From<ExitStatus> for Termination {
 }
 
 /// What the agent reports for a task that ended with `status`, killed or
-/// not for exceeding `limitation`.
-pub fn termination(status: ExitStatus, limitation: Option<Limitation>) -> Termination {
-    match limitation {
-        Some(l) => Termination::Limited(l),
-        None => status.into(),
+/// not for exceeding `limitation` or for failing its health checks
+/// (`unhealthy`, the cause).
+pub fn termination(
+    status: ExitStatus,
+    limitation: Option<Limitation>,
+    unhealthy: Option<String>,
+) -> Termination {
+    match (limitation, unhealthy) {
+        (Some(l), _) => Termination::Limited(l),
+        (None, Some(cause)) => Termination::Unhealthy(cause),
+        (None, None) => status.into(),
+    }
+}
+
+/// A task's health and general check as its supervisor last found them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthStatus {
+    /// Healthy or not; `None` until the health check has a verdict (or
+    /// when the task has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy: Option<bool>,
+    /// Why it is unhealthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    /// The general check's last result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckResult>,
+}
+
+/// A general check's result, as `TaskStatus.check_status` carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CheckResult {
+    /// A command check: its exit code (none when it timed out).
+    Command {
+        /// The exit code.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+    },
+    /// An HTTP check: the answer's status (none without an answer).
+    Http {
+        /// The status.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status_code: Option<u16>,
+    },
+    /// A TCP check: whether the connection was made.
+    Tcp {
+        /// Connected.
+        succeeded: bool,
+    },
+}
+
+impl CheckResult {
+    /// `TaskStatus.check_status`.
+    pub fn to_proto(self) -> agora_proto::CheckStatusInfo {
+        use agora_proto::check_info::Type;
+        use agora_proto::check_status_info::{Command, Http, Tcp};
+        let mut info = agora_proto::CheckStatusInfo::default();
+        match self {
+            CheckResult::Command { exit_code } => {
+                info.r#type = Type::Command as i32;
+                info.command = Some(Command { exit_code });
+            }
+            CheckResult::Http { status_code } => {
+                info.r#type = Type::Http as i32;
+                info.http = Some(Http {
+                    status_code: status_code.map(u32::from),
+                });
+            }
+            CheckResult::Tcp { succeeded } => {
+                info.r#type = Type::Tcp as i32;
+                info.tcp = Some(Tcp {
+                    succeeded: Some(succeeded),
+                });
+            }
+        }
+        info
     }
 }
 
@@ -209,6 +286,15 @@ pub enum ShimEvent {
         /// The container's addresses, when it has a network of its own.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         networks: Vec<ContainerNetwork>,
+        /// Its checks' state now (a reconnecting agent learns it without
+        /// taking it for a change).
+        #[serde(default, skip_serializing_if = "is_default")]
+        health: HealthStatus,
+    },
+    /// The task's health or general check changed.
+    Health {
+        /// The new state.
+        status: HealthStatus,
     },
     /// The task ended and every process it started is gone.
     Exited {
@@ -217,7 +303,14 @@ pub enum ShimEvent {
         /// The limit it was killed for exceeding, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limitation: Option<Limitation>,
+        /// Why it was killed for failing its health checks, if it was.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unhealthy: Option<String>,
     },
+}
+
+fn is_default(status: &HealthStatus) -> bool {
+    *status == HealthStatus::default()
 }
 
 /// Agent to shim.
@@ -244,6 +337,9 @@ pub enum ExitRecord {
         /// The limit it was killed for exceeding, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limitation: Option<Limitation>,
+        /// Why it was killed for failing its health checks, if it was.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unhealthy: Option<String>,
     },
     /// The task could not be started.
     LaunchFailed {
@@ -291,9 +387,20 @@ mod tests {
         assert_eq!(
             encode(&ShimEvent::Started {
                 pid: 42,
-                networks: Vec::new()
+                networks: Vec::new(),
+                health: HealthStatus::default(),
             }),
             r#"{"type":"started","pid":42}"#
+        );
+        assert_eq!(
+            encode(&ShimEvent::Health {
+                status: HealthStatus {
+                    healthy: Some(false),
+                    cause: Some("refused".into()),
+                    check: Some(CheckResult::Tcp { succeeded: false }),
+                },
+            }),
+            r#"{"type":"health","status":{"healthy":false,"cause":"refused","check":{"type":"tcp","succeeded":false}}}"#
         );
         assert_eq!(
             encode(&ShimEvent::Started {
@@ -302,6 +409,7 @@ mod tests {
                     name: "bridge".into(),
                     ip: "172.17.0.2".parse().expect("ip"),
                 }],
+                health: HealthStatus::default(),
             }),
             r#"{"type":"started","pid":42,"networks":[{"name":"bridge","ip":"172.17.0.2"}]}"#
         );
@@ -309,6 +417,7 @@ mod tests {
             encode(&ShimEvent::Exited {
                 status: ExitStatus::Exited(0),
                 limitation: None,
+                unhealthy: None,
             }),
             r#"{"type":"exited","status":{"exited":0}}"#
         );
@@ -334,6 +443,7 @@ mod tests {
             pid: 7,
             status: ExitStatus::Signaled(9),
             limitation: None,
+            unhealthy: None,
         };
         write_json_atomic(&path, &record).expect("write");
         assert_eq!(read_json(&path).expect("read"), Some(record));

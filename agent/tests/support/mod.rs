@@ -17,10 +17,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agora_agent::{AgentConfig, AgentHandle};
+use agora_common::resources::scalar;
 use agora_common::shutdown::{self, ShutdownTrigger};
 use agora_proto::agent::agent_service_server::{AgentService, AgentServiceServer};
 use agora_proto::agent::{agent_message, master_message, AgentMessage, MasterMessage};
-use agora_proto::{AgentId, TaskStatus};
+use agora_proto::framework_info::{capability, Capability};
+use agora_proto::{
+    AgentId, CommandInfo, DurationInfo, FrameworkId, FrameworkInfo, KillPolicy, TaskId, TaskInfo,
+    TaskState, TaskStatus,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::{TcpListenerStream, UnboundedReceiverStream};
@@ -290,4 +295,74 @@ pub fn process_alive(pid: i32) -> bool {
             !matches!(state, Some('Z') | Some('X') | None)
         }
     }
+}
+
+pub const FRAMEWORK: &str = "fw-0000";
+
+/// The test framework, with `capabilities`.
+pub fn framework(capabilities: &[capability::Type]) -> FrameworkInfo {
+    FrameworkInfo {
+        id: Some(FrameworkId {
+            value: FRAMEWORK.into(),
+        }),
+        name: "test-framework".into(),
+        user: "root".into(),
+        capabilities: capabilities
+            .iter()
+            .map(|t| Capability { r#type: *t as i32 })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// A task running `script` through `/bin/sh -c`.
+pub fn shell_task(id: &str, script: &str) -> TaskInfo {
+    TaskInfo {
+        name: format!("{id}-name"),
+        task_id: Some(TaskId { value: id.into() }),
+        resources: vec![scalar("cpus", 0.1), scalar("mem", 32.0)],
+        command: Some(CommandInfo {
+            value: Some(script.into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// `RunTask` of `task`.
+pub fn run(framework: FrameworkInfo, task: TaskInfo) -> master_message::Message {
+    master_message::Message::RunTask(master_message::RunTask {
+        framework: Some(framework),
+        task: Some(task),
+    })
+}
+
+/// `KillTask` of `task_id`, with a grace period when given.
+pub fn kill(task_id: &str, grace: Option<Duration>) -> master_message::Message {
+    master_message::Message::KillTask(master_message::KillTask {
+        framework_id: Some(FrameworkId {
+            value: FRAMEWORK.into(),
+        }),
+        task_id: Some(TaskId {
+            value: task_id.into(),
+        }),
+        kill_policy: grace.map(|g| KillPolicy {
+            grace_period: Some(DurationInfo {
+                nanoseconds: g.as_nanos() as i64,
+            }),
+        }),
+    })
+}
+
+/// A status's state.
+pub fn state(s: &agora_proto::TaskStatus) -> TaskState {
+    TaskState::try_from(s.state).expect("known state")
+}
+
+/// Waits until the agent registered.
+pub async fn registered(master: &mut TestMaster, agent: &TestAgent) {
+    master
+        .expect(|m| matches!(m.message, Some(agent_message::Message::Register(_))).then_some(()))
+        .await;
+    assert_eq!(agent.handle.registered().await.as_deref(), Some(AGENT_ID));
 }

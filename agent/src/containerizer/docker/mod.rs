@@ -162,6 +162,7 @@ impl Containerizer for DockerContainerizer {
             fetch_cache: Some(self.shims.fetch_cache().to_path_buf()),
             isolation: Default::default(),
             resources: spec.resources,
+            checks: spec.checks,
         };
         let launched = self.shims.start(config).await;
         if launched.is_err() {
@@ -213,6 +214,13 @@ impl Containerizer for DockerContainerizer {
 
     async fn kill(&self, container_id: &str, grace: Duration) -> Result<(), UnknownContainer> {
         self.shims.kill(container_id, grace).await
+    }
+
+    fn health(
+        &self,
+        container_id: &str,
+    ) -> Option<tokio::sync::watch::Receiver<crate::executor::protocol::HealthStatus>> {
+        self.shims.health(container_id)
     }
 
     async fn clean_up_orphans(&self, known: &[String]) {

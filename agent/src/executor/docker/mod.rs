@@ -26,9 +26,12 @@
 //!   ended once the host shows its process gone.
 
 mod output;
+mod target;
 
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::errors::Error;
@@ -43,7 +46,8 @@ use nix::sys::signal::Signal;
 use tokio::net::UnixListener;
 use tokio::time::{sleep, sleep_until, Instant};
 
-use super::protocol::{ExitStatus, ShimConfig, ShimEvent, ShimRequest};
+use super::health;
+use super::protocol::{ExitStatus, ShimConfig, ShimRequest};
 use super::session::Session;
 use super::{Ending, SessionEnd};
 use crate::containerizer::docker::{engine, DockerRun};
@@ -119,13 +123,31 @@ pub(super) async fn supervise(
         outputs,
         resume,
     ));
+    let host_network = info
+        .host_config
+        .as_ref()
+        .and_then(|h| h.network_mode.as_deref())
+        == Some("host");
+    let mut checks = (!config.checks.is_empty()).then(|| {
+        let target = Arc::new(target::DockerTarget {
+            docker: docker.clone(),
+            name: run.name.clone(),
+            netns: (!host_network).then(|| PathBuf::from(format!("/proc/{pid}/ns/net"))),
+        });
+        health::start(
+            &config.checks,
+            target,
+            std::time::Instant::now(),
+            Default::default(),
+        )
+    });
     let mut session = Session::start(
         listener,
-        ShimEvent::Started {
-            pid,
-            networks: engine::networks(&info),
-        },
+        pid,
+        engine::networks(&info),
+        checks.as_ref().map(|c| c.status.clone()),
     );
+    let mut unhealthy: Option<String> = None;
 
     // The container's main process as the host sees it, to tell whether
     // it is still there when the engine does not say.
@@ -169,6 +191,19 @@ pub(super) async fn supervise(
                     }
                 }
             },
+            cause = super::health_kill(&mut checks), if unhealthy.is_none() => {
+                let grace = config.checks.kill_grace;
+                let signal = if grace.is_zero() { Signal::SIGKILL } else { stop_signal };
+                send_signal(&docker, &run.name, signal).await;
+                signalled = Some(signal);
+                if grace.is_zero() {
+                    confirm_at = Some(Instant::now() + KILL_CONFIRMATION);
+                } else {
+                    let at = Instant::now() + grace;
+                    kill_at = Some(kill_at.map_or(at, |k| k.min(at)));
+                }
+                unhealthy = Some(cause);
+            }
             _ = sleep_until(kill_at.unwrap_or(far)), if kill_at.is_some() => {
                 tracing::info!("grace period over; SIGKILL");
                 kill_at = None;
@@ -220,10 +255,12 @@ pub(super) async fn supervise(
             None => "Memory limit exceeded".to_string(),
         },
     });
+    drop(checks);
     let ending = Ending::Ended {
         pid,
         status: exit_status(code, signalled),
         limitation,
+        unhealthy,
     };
     (ending, SessionEnd::Serving(session))
 }
