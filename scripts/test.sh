@@ -11,6 +11,8 @@ command -v sleep >/dev/null || need_apt+=(coreutils)
 # Real ZooKeeper for the coord and integration tests (Debian's package, which
 # brings a JRE; the tests start their own servers, not the system service).
 [ -f /usr/share/java/zookeeper.jar ] || need_apt+=(zookeeper)
+# openssl makes the certificate of the HTTPS health check test.
+command -v openssl >/dev/null || need_apt+=(openssl)
 # A static busybox, from which the Docker tests build their images (no
 # registry is reachable; the dynamic `busybox` package would not run alone
 # in an image).

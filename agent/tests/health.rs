@@ -242,3 +242,35 @@ async fn a_check_that_cannot_run_fails_the_launch_naming_it() {
     );
     agent.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn an_https_check_reaches_a_server_whatever_its_certificate() {
+    let mut master = TestMaster::start(true).await;
+    let agent = TestAgent::start(&master, |_| {}).await;
+    registered(&mut master, &agent).await;
+    let port = free_port();
+    // A self-signed certificate made in the sandbox, served by Python's ssl.
+    let serve = "openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=task -days 1 \
+                 -keyout key.pem -out cert.pem 2>/dev/null && touch health && exec python3 -c '\
+import http.server, ssl, os
+s = http.server.HTTPServer((\"127.0.0.1\", int(os.environ[\"PORT0\"])), http.server.SimpleHTTPRequestHandler)
+c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain(\"cert.pem\", \"key.pem\")
+s.socket = c.wrap_socket(s.socket, server_side=True)
+s.serve_forever()'";
+    let mut task = shell_task("tls", serve);
+    task.resources
+        .push(ranges("ports", &[(u64::from(port), u64::from(port))]));
+    let mut check = http_check(port, 30.0, 3);
+    if let Some(http) = check.http.as_mut() {
+        http.scheme = Some("https".into());
+    }
+    task.health_check = Some(check);
+    master.send(run(framework(&[]), task));
+    assert_eq!(
+        state(&master.expect_update("tls").await),
+        TaskState::TaskRunning
+    );
+    let healthy = master.expect_update("tls").await;
+    assert_eq!(healthy.healthy, Some(true), "{healthy:?}");
+    agent.stop().await.expect("clean stop");
+}

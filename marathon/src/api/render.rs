@@ -313,11 +313,24 @@ pub fn task_json(i: &Instance, app: Option<&AppDefinition>) -> Value {
         crate::core::ip_addresses_json(&i.ip_addresses),
     );
     m.insert("localVolumes".into(), json!([]));
-    if let Some(healthy) = i.healthy {
-        m.insert(
-            "healthCheckResults".into(),
-            json!([{"alive": healthy, "taskId": i.task_id, "instanceId": i.instance_id}]),
-        );
+    if !i.health.is_empty() {
+        let results: Vec<Value> = i
+            .health
+            .iter()
+            .map(|r| {
+                json!({
+                    "alive": r.alive,
+                    "consecutiveFailures": r.consecutive_failures,
+                    "firstSuccess": r.first_success,
+                    "lastSuccess": r.last_success,
+                    "lastFailure": r.last_failure,
+                    "lastFailureCause": r.last_failure_cause,
+                    "taskId": i.task_id,
+                    "instanceId": i.instance_id,
+                })
+            })
+            .collect();
+        m.insert("healthCheckResults".into(), Value::Array(results));
     }
     m.insert(
         "role".into(),
@@ -419,7 +432,7 @@ mod tests {
             staged_at: Timestamp(2),
             started_at: None,
             unreachable_since: None,
-            healthy: None,
+            health: Vec::new(),
             since: Timestamp(2),
         }
     }

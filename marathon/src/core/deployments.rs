@@ -16,21 +16,12 @@ use tracing::info;
 use super::changes::plan_event_json;
 use super::state::QueueEntry;
 use super::{read, Core, CoreError};
+use crate::deploy::demand::{self, AppInstances, Demand};
 use crate::deploy::plan::{Action, ActionKind, DeploymentPlan};
-use crate::deploy::replace::{next_restart, select_for_kill, RestartView};
+use crate::model::health::counts_as_ready;
 use crate::model::instance::Goal;
 use crate::model::{AppDefinition, Instance, PathId, TaskState, Timestamp};
 use crate::storage::Write;
-
-/// What an app needs now.
-struct Demand {
-    /// The definition to launch and how many more (0: nothing waits).
-    launch: Option<(Arc<AppDefinition>, u32)>,
-    /// Instances to kill for good.
-    kill: Vec<Instance>,
-    /// Whether the action holding the app is complete.
-    done: bool,
-}
 
 impl Core {
     /// Recomputes the demand of dirty apps, kills what must go, advances
@@ -130,78 +121,44 @@ impl Core {
 
     fn action_demand(&self, plan: &DeploymentPlan, action: &Action, now: Timestamp) -> Demand {
         let st = self.state();
+        let all = st.app_instances(&action.app);
         let counting = st.counting_instances(&action.app, now);
-        match action.kind {
-            ActionKind::StartApplication => Demand {
-                launch: None,
-                kill: Vec::new(),
-                done: true,
+        let target = plan.target.get(&action.app).cloned();
+        let ready = |i: &Instance| match &target {
+            Some(app) => counts_as_ready(app, i, st.readiness_passed(app, &i.instance_id)),
+            None => i.is_ready(),
+        };
+        demand::action_demand(
+            action.kind,
+            target.clone(),
+            &AppInstances {
+                all: &all,
+                counting: &counting,
+                ready: &ready,
             },
-            ActionKind::StopApplication => {
-                let all: Vec<Instance> = st
-                    .app_instances(&action.app)
-                    .into_iter()
-                    .filter(|i| i.goal == Goal::Running)
-                    .cloned()
-                    .collect();
-                Demand {
-                    launch: None,
-                    done: st.app_instances(&action.app).is_empty(),
-                    kill: all,
-                }
-            }
-            ActionKind::ScaleApplication => {
-                let Some(app) = plan.target.get(&action.app).cloned() else {
-                    return Demand::done();
-                };
-                scale_demand(app, &counting)
-            }
-            ActionKind::RestartApplication => {
-                let Some(app) = plan.target.get(&action.app).cloned() else {
-                    return Demand::done();
-                };
-                let changed_at = app
-                    .version_info
-                    .map(|v| v.last_config_change_at)
-                    .unwrap_or_else(|| app.version_or_epoch());
-                // Instances of a version between the last config change and
-                // the target version run the target's configuration.
-                let target_version = app.version_or_epoch();
-                let (new, old): (Vec<&Instance>, Vec<&Instance>) = counting
-                    .iter()
-                    .partition(|i| i.app_version >= changed_at && i.app_version <= target_version);
-                let view = RestartView {
-                    target: app.instances.max(0) as u32,
-                    old_active: old.len() as u32,
-                    new_active: new.len() as u32,
-                    new_ready: new.iter().filter(|i| i.is_ready()).count() as u32,
-                    min_health_capacity: app.upgrade_strategy.minimum_health_capacity,
-                    max_over_capacity: app.upgrade_strategy.maximum_over_capacity,
-                };
-                let decision = next_restart(&view);
-                let kill = select_for_kill(&old, decision.kill_old as usize, app.kill_selection)
-                    .into_iter()
-                    .cloned()
-                    .collect();
-                Demand {
-                    launch: Some((app, decision.launch_new)),
-                    kill,
-                    done: decision.done,
-                }
-            }
-        }
+        )
     }
 
     fn scale_check(&self, app_id: &PathId, now: Timestamp) -> Demand {
         let st = self.state();
-        let counting = st.counting_instances(app_id, now);
+        let all = st.app_instances(app_id);
         match st.root.app(app_id) {
-            Some(app) => scale_demand(app.clone(), &counting),
+            Some(app) => {
+                let counting = st.counting_instances(app_id, now);
+                let ready = |i: &Instance| counts_as_ready(app, i, true);
+                demand::scale_demand(
+                    app.clone(),
+                    &AppInstances {
+                        all: &all,
+                        counting: &counting,
+                        ready: &ready,
+                    },
+                )
+            }
             // Instances of an app that no longer exists (left by a forced cancel).
             None => Demand {
                 launch: None,
-                kill: st
-                    .app_instances(app_id)
+                kill: all
                     .into_iter()
                     .filter(|i| i.goal == Goal::Running)
                     .cloned()
@@ -399,37 +356,6 @@ impl StepProgress {
             by_app,
             undone: None,
         }
-    }
-}
-
-impl Demand {
-    fn done() -> Self {
-        Demand {
-            launch: None,
-            kill: Vec::new(),
-            done: true,
-        }
-    }
-}
-
-/// Keep exactly `app.instances` counting instances: launch the missing, kill the excess.
-fn scale_demand(app: Arc<AppDefinition>, counting: &[&Instance]) -> Demand {
-    let target = app.instances.max(0) as usize;
-    let active = counting.len();
-    let kill = if active > target {
-        select_for_kill(counting, active - target, app.kill_selection)
-            .into_iter()
-            .cloned()
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let missing = target.saturating_sub(active) as u32;
-    let done = active == target && counting.iter().all(|i| i.is_ready());
-    Demand {
-        launch: Some((app, missing)),
-        kill,
-        done,
     }
 }
 

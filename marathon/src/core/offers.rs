@@ -121,7 +121,7 @@ impl Core {
                     staged_at: stamp,
                     started_at: None,
                     unreachable_since: None,
-                    healthy: None,
+                    health: Vec::new(),
                     since: stamp,
                 });
             }

@@ -166,6 +166,9 @@ pub struct State {
     pub leadership: Leadership,
     /// Whether the state has been loaded (this instance leads and is ready).
     pub ready: bool,
+    /// Readiness check results of instances being deployed, by instance id
+    /// (in memory: a new leader checks again).
+    pub readiness: HashMap<String, Vec<ReadinessResult>>,
     /// Revision of what the API shows of each app (see [`State::app_revision`]).
     revisions: HashMap<PathId, u64>,
     /// The revision of apps not in `revisions`.
@@ -187,11 +190,39 @@ impl Default for State {
             framework_id: None,
             leadership: Leadership::default(),
             ready: false,
+            readiness: HashMap::new(),
             revisions: HashMap::new(),
             base_revision: 0,
             last_revision: 0,
         }
     }
+}
+
+/// A readiness check's latest result for one instance, in Marathon's shape
+/// (a deployment's `readinessCheckResults`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadinessResult {
+    /// The check's name.
+    pub name: String,
+    /// The task.
+    pub task_id: String,
+    /// Ready (an answer with one of `httpStatusCodesForReady`).
+    pub ready: bool,
+    /// The last answer, with `preserveLastResponse`.
+    pub last_response: Option<ReadinessResponse>,
+}
+
+/// An answer to a readiness check.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadinessResponse {
+    /// The HTTP status.
+    pub status: u16,
+    /// Its `Content-Type`.
+    pub content_type: String,
+    /// Its body.
+    pub body: String,
 }
 
 /// Task counts of an app, as `GET /v2/apps` shows them.
@@ -319,6 +350,7 @@ impl State {
 
     /// Removes an instance.
     pub fn remove_instance(&mut self, id: &str) -> Option<Instance> {
+        self.readiness.remove(id);
         let instance = self.instances.remove(id)?;
         self.touch(&instance.app_id);
         if let Some(ids) = self.by_app.get_mut(&instance.app_id) {
@@ -353,15 +385,29 @@ impl State {
             .collect()
     }
 
+    /// Whether every readiness check of `app` has found the instance ready
+    /// (true when the app has none).
+    pub fn readiness_passed(&self, app: &AppDefinition, instance_id: &str) -> bool {
+        if app.readiness_checks.is_empty() {
+            return true;
+        }
+        self.readiness.get(instance_id).is_some_and(|results| {
+            app.readiness_checks
+                .iter()
+                .all(|c| results.iter().any(|r| r.name == c.name && r.ready))
+        })
+    }
+
     /// Task counts of an app.
     pub fn counts(&self, app: &PathId) -> TaskCounts {
         let mut counts = TaskCounts::default();
+        let definition = self.root.app(app);
         for i in self.app_instances(app) {
             match i.state {
                 TaskState::TaskStaging | TaskState::TaskStarting => counts.staged += 1,
                 TaskState::TaskRunning => {
                     counts.running += 1;
-                    match i.healthy {
+                    match definition.and_then(|d| crate::model::health::healthy(d, i)) {
                         Some(true) => counts.healthy += 1,
                         Some(false) => counts.unhealthy += 1,
                         None => {}

@@ -12,6 +12,7 @@ use super::offers::instance_changed_json;
 use super::state::{Backoff, TaskFailure};
 use super::{Core, CoreError};
 use crate::model::app::UnreachableStrategy;
+use crate::model::health::HealthRecord;
 use crate::model::instance::Goal;
 use crate::model::TaskStateExt;
 use crate::model::{Instance, TaskState, Timestamp};
@@ -26,6 +27,78 @@ fn reported_addresses(status: &TaskStatus) -> Vec<std::net::IpAddr> {
         .flat_map(|n| n.ip_addresses.iter())
         .filter_map(|ip| ip.ip_address.as_deref()?.parse().ok())
         .collect()
+}
+
+impl Core {
+    /// Folds the agent's verdict on an instance's Mesos health check into
+    /// its record; returns whether the record changed (events follow a
+    /// change of `alive`).
+    fn observe_mesos_health(
+        &self,
+        instance: &mut Instance,
+        healthy: bool,
+        message: &str,
+        now: Timestamp,
+    ) -> bool {
+        let Some(app) = self.state().root.app(&instance.app_id).cloned() else {
+            return false;
+        };
+        let Some((index, check)) = app
+            .health_checks
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.protocol.is_mesos())
+        else {
+            return false;
+        };
+        if !instance.health.iter().any(|r| r.check_index == index) {
+            instance.health.push(HealthRecord::new(index));
+        }
+        let Some(record) = instance.health.iter_mut().find(|r| r.check_index == index) else {
+            return false;
+        };
+        // The agent applied the grace period already; its verdict counts.
+        let alive_changed = record.observe(check, None, healthy, Some(message), now);
+        if !healthy {
+            self.ctx.events.publish(
+                "failed_health_check_event",
+                json!({
+                    "appId": instance.app_id,
+                    "taskId": instance.task_id,
+                    "instanceId": instance.instance_id,
+                    "healthCheck": check,
+                }),
+            );
+        }
+        if alive_changed {
+            health_events(&self.ctx.events, instance, healthy);
+        }
+        true
+    }
+}
+
+/// `health_status_changed_event` and `instance_health_changed_event` for
+/// an instance whose health turned `alive`.
+pub(super) fn health_events(events: &crate::events::EventBus, instance: &Instance, alive: bool) {
+    events.publish(
+        "health_status_changed_event",
+        json!({
+            "appId": instance.app_id,
+            "taskId": instance.task_id,
+            "instanceId": instance.instance_id,
+            "version": instance.app_version,
+            "alive": alive,
+        }),
+    );
+    events.publish(
+        "instance_health_changed_event",
+        json!({
+            "instanceId": instance.instance_id,
+            "runSpecId": instance.app_id,
+            "runSpecVersion": instance.app_version,
+            "healthy": alive,
+        }),
+    );
 }
 
 /// `ipAddresses` in Marathon's shape.
@@ -66,9 +139,10 @@ impl Core {
         let previous = instance.state;
         instance.state = state;
         instance.since = now;
-        if let Some(healthy) = status.healthy {
-            instance.healthy = Some(healthy);
-        }
+        let health_changed = match status.healthy {
+            Some(healthy) => self.observe_mesos_health(&mut instance, healthy, &message, now),
+            None => false,
+        };
         let addresses = reported_addresses(&status);
         let readdressed = !addresses.is_empty() && addresses != instance.ip_addresses;
         if readdressed {
@@ -84,7 +158,24 @@ impl Core {
         if state.is_terminal() {
             self.persist(vec![Write::DeleteInstance(instance.instance_id.clone())])
                 .await?;
-            let failed = state.is_failure() && instance.goal == Goal::Running;
+            // A task its health check killed failed too: it backs off and
+            // counts against its deployment like any failure.
+            let killed_unhealthy = state == TaskState::TaskKilled && status.healthy == Some(false);
+            let failed = (state.is_failure() || killed_unhealthy) && instance.goal == Goal::Running;
+            if killed_unhealthy {
+                self.ctx.events.publish(
+                    "unhealthy_task_kill_event",
+                    json!({
+                        "appId": instance.app_id,
+                        "taskId": task_id,
+                        "instanceId": instance.instance_id,
+                        "version": instance.app_version,
+                        "reason": message,
+                        "host": instance.host,
+                        "slaveId": instance.agent_id,
+                    }),
+                );
+            }
             {
                 let mut st = self.state_mut();
                 st.remove_instance(&instance.instance_id);
@@ -109,9 +200,12 @@ impl Core {
             if failed {
                 self.count_deployment_failure(&instance, &message).await?;
             }
-        } else if previous != state || status.healthy.is_some() || readdressed {
+        } else if previous != state || readdressed {
             self.persist(vec![Write::Instance(Box::new(instance.clone()))])
                 .await?;
+            self.state_mut().put_instance(instance.clone());
+        } else if health_changed {
+            // Health is not stored: a new leader learns it again.
             self.state_mut().put_instance(instance.clone());
         }
         let _ = self.scheduler.acknowledge(&status).await;

@@ -276,7 +276,7 @@ mod tests {
             staged_at: Timestamp(staged),
             started_at: started.map(Timestamp),
             unreachable_since: None,
-            healthy: None,
+            health: Vec::new(),
             since: Timestamp(staged),
         }
     }

@@ -457,6 +457,20 @@ pub enum HealthProtocol {
     MesosHttps,
 }
 
+impl HealthProtocol {
+    /// Whether the agent runs the check (Mesos checks: `MESOS_*` and
+    /// `COMMAND`), rather than Marathon itself.
+    pub fn is_mesos(self) -> bool {
+        matches!(
+            self,
+            HealthProtocol::Command
+                | HealthProtocol::MesosTcp
+                | HealthProtocol::MesosHttp
+                | HealthProtocol::MesosHttps
+        )
+    }
+}
+
 /// A health check command.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommandCheck {

@@ -109,9 +109,12 @@ pub struct Instance {
     /// Since when it is unreachable.
     #[serde(default)]
     pub unreachable_since: Option<Timestamp>,
-    /// Health as reported by the agent's checks (None: no check result yet).
-    #[serde(default)]
-    pub healthy: Option<bool>,
+    /// The result of each of the app's health checks so far (Mesos checks
+    /// as the agent reports them, Marathon's own as its probes find them).
+    /// Not stored: a new leader learns it again from reconciliation and
+    /// from its own probes.
+    #[serde(skip)]
+    pub health: Vec<super::health::HealthRecord>,
     /// When the state last changed.
     pub since: Timestamp,
 }
@@ -151,9 +154,9 @@ impl Instance {
         self.state == TaskState::TaskRunning
     }
 
-    /// Running and not known unhealthy.
+    /// Running and no health check failing (what a scale check counts).
     pub fn is_ready(&self) -> bool {
-        self.is_running() && self.healthy != Some(false)
+        self.is_running() && self.health.iter().all(|r| r.alive || !r.has_result())
     }
 }
 

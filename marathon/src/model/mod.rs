@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod group;
+pub mod health;
 pub mod instance;
 pub mod path;
 pub mod timestamp;

@@ -504,6 +504,7 @@ pub fn build_task(
         }),
         labels: labels(&app.labels),
         discovery: Some(discovery(app, &aligned)),
+        health_check: super::health_check::mesos_health_check(app, &aligned),
         ..Default::default()
     }
 }

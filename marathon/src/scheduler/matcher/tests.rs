@@ -485,7 +485,7 @@ fn placement_of_an_instance() {
         staged_at: Default::default(),
         started_at: None,
         unreachable_since: None,
-        healthy: None,
+        health: Vec::new(),
         since: Default::default(),
     };
     let p = Placement::of_instance(&i);
