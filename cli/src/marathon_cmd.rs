@@ -70,6 +70,10 @@ pub struct MarathonArgs {
         env = "AGORA_MARATHON_DEPLOYMENT_MAX_TASK_FAILURES"
     )]
     pub deployment_max_task_failures: u32,
+    /// How long after it is elected Marathon holds kills for failing its own
+    /// (HTTP, HTTPS, TCP) health checks.
+    #[arg(long, default_value = "30secs", value_parser = duration, env = "AGORA_MARATHON_HEALTH_KILL_HOLD")]
+    pub health_kill_hold: Duration,
     /// Never gzip answers, even for clients that accept it.
     #[arg(long, env = "AGORA_MARATHON_DISABLE_HTTP_COMPRESSION")]
     pub disable_http_compression: bool,
@@ -119,6 +123,7 @@ impl MarathonArgs {
             ),
             ha: self.zk.is_some(),
             deployment_max_task_failures: self.deployment_max_task_failures,
+            health_kill_hold: self.health_kill_hold,
             http_compression: !self.disable_http_compression,
             ..MarathonConfig::default()
         })

@@ -41,6 +41,10 @@ pub struct MarathonConfig {
     /// A deployment whose new tasks fail this many times is rolled back and
     /// reported failed (0: never, as Marathon, which retries forever).
     pub deployment_max_task_failures: u32,
+    /// How long after it is elected Marathon holds kills for failing its
+    /// own health checks (it has not probed everything yet, and a failover
+    /// often follows trouble that settles).
+    pub health_kill_hold: Duration,
     /// Compress large answers with gzip for clients that accept it (Marathon's `--http_compression`).
     pub http_compression: bool,
 }
@@ -65,6 +69,7 @@ impl Default for MarathonConfig {
             tick: Duration::from_millis(500),
             ha: false,
             deployment_max_task_failures: 0,
+            health_kill_hold: Duration::from_secs(30),
             http_compression: true,
         }
     }

@@ -21,6 +21,7 @@ pub mod core;
 pub mod deploy;
 pub mod error;
 pub mod events;
+pub mod health;
 pub mod model;
 pub mod scheduler;
 pub mod storage;

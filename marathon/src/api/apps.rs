@@ -10,6 +10,7 @@ use super::{
 };
 use crate::core::{read, ChangeFn, KillResult};
 use crate::error::{ApiError, Violation};
+use crate::model::update::merge_update;
 use crate::model::validation::validate_app;
 use crate::model::{parse_json, parse_value, AppDefinition, PathId, RootGroup, Timestamp};
 
@@ -208,45 +209,6 @@ fn post_event(ctx: &ApiContext, req: &Request, app: Value) {
         "api_post_event",
         json!({"clientIp": req.client_ip(), "uri": req.uri(), "appDefinition": app}),
     );
-}
-
-/// The app resulting from applying `patch` to `current` (Marathon's
-/// partial update: top-level fields replace; a legacy field replaces its
-/// modern form).
-fn merge_update(current: Option<&AppDefinition>, patch: &Map<String, Value>, id: &PathId) -> Value {
-    let mut base = match current {
-        Some(app) => match serde_json::to_value(app) {
-            Ok(Value::Object(map)) => map,
-            _ => Map::new(),
-        },
-        None => Map::new(),
-    };
-    base.remove("version");
-    base.remove("versionInfo");
-    for (legacy, modern) in [("ports", "portDefinitions"), ("uris", "fetch")] {
-        if patch.contains_key(legacy) {
-            base.remove(modern);
-        }
-    }
-    if patch
-        .get("container")
-        .and_then(|c| c.get("docker"))
-        .and_then(|d| d.get("network"))
-        .is_some()
-    {
-        base.remove("networks");
-    }
-    if patch.contains_key("networks") || patch.contains_key("container") {
-        // Port definitions follow the networking mode; let normalize recompute them.
-        if !patch.contains_key("portDefinitions") && !patch.contains_key("ports") {
-            base.remove("portDefinitions");
-        }
-    }
-    for (k, v) in patch {
-        base.insert(k.clone(), v.clone());
-    }
-    base.insert("id".into(), json!(id));
-    Value::Object(base)
 }
 
 /// A change that applies `patch` to app `id` (creating it if missing), or
@@ -588,19 +550,5 @@ mod tests {
         assert!(LabelSelector::parse("tier in (web, db), env").matches(&labels));
         assert!(!LabelSelector::parse("tier notin (web)").matches(&labels));
         assert!(!LabelSelector::parse("missing").matches(&labels));
-    }
-
-    #[test]
-    fn partial_update_replaces_top_level_fields_and_legacy_forms() {
-        let mut app = AppDefinition::with_id(PathId::parse("/a"));
-        app.cmd = Some("old".into());
-        app.normalize(&Default::default());
-        let patch: Map<String, Value> =
-            serde_json::from_str(r#"{"instances": 3, "ports": [0, 0]}"#).unwrap();
-        let merged = merge_update(Some(&app), &patch, &app.id);
-        assert_eq!(merged["cmd"], "old");
-        assert_eq!(merged["instances"], 3);
-        assert!(merged.get("portDefinitions").is_none());
-        assert_eq!(merged["id"], "/a");
     }
 }

@@ -116,8 +116,39 @@ pub(super) fn deployments(ctx: &ApiContext) -> Reply {
     let st = read(&ctx.state);
     let mut list: Vec<&crate::core::state::RunningDeployment> = st.deployments.values().collect();
     list.sort_by_key(|d| d.plan.version);
-    let list: Vec<Value> = list.iter().map(|d| d.to_json()).collect();
+    let list: Vec<Value> = list.iter().map(|d| d.to_json(&st)).collect();
     json_reply(200, &Value::Array(list))
+}
+
+/// `GET /v2/deployments/{id}` (Agora's extension): the deployment's
+/// `/v2/deployments` entry and, under `status`, what its current step
+/// waits for, app by app, with the last failure's cause.
+pub(super) fn deployment(ctx: &ApiContext, id: &str) -> Result<Reply, ApiError> {
+    let st = read(&ctx.state);
+    let d = st
+        .deployments
+        .get(id)
+        .ok_or_else(|| ApiError::NotFound(format!("DeploymentPlan {id} does not exist")))?;
+    let mut entry = d.to_json(&st);
+    let waiting: Vec<Value> = st
+        .deployment_progress(d)
+        .iter()
+        .map(|p| {
+            json!({
+                "app": p.app,
+                "wanted": p.wanted,
+                "launched": p.new,
+                "running": p.running,
+                "healthyAndReady": p.ready,
+                "lastHealthCheckFailure": p.health_failure,
+                "lastTaskFailure": p.task_failure,
+                "message": p.describe(),
+            })
+        })
+        .collect();
+    let deadline = crate::deploy::progress::deadline(&d.plan).map(|d| d.as_secs());
+    entry["status"] = json!({"currentActions": waiting, "progressDeadlineSeconds": deadline});
+    Ok(json_reply(200, &entry))
 }
 
 pub(super) async fn cancel_deployment(

@@ -320,6 +320,7 @@ async fn route(ctx: &ApiContext, req: &Request) -> Result<Reply, ApiError> {
             misc::reset_delay(ctx, rest).await
         }
         ["v2", "deployments"] if m == Method::GET => Ok(misc::deployments(ctx)),
+        ["v2", "deployments", id] if m == Method::GET => misc::deployment(ctx, id),
         ["v2", "deployments", id] if m == Method::DELETE => {
             misc::cancel_deployment(ctx, req, id).await
         }

@@ -284,7 +284,7 @@ pub fn app_json(st: &State, app: &AppDefinition, embed: &AppEmbed) -> Value {
         }
     }
     if embed.readiness {
-        map.insert("readinessCheckResults".into(), json!([]));
+        map.insert("readinessCheckResults".into(), st.readiness_json(&app.id));
     }
     if embed.task_stats {
         map.insert("taskStats".into(), json!({}));

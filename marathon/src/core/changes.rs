@@ -351,6 +351,6 @@ fn group_version_writes(current: &RootGroup, target: &RootGroup) -> Vec<Write> {
 
 /// The plan as events carry it.
 pub(crate) fn plan_event_json(plan: &DeploymentPlan) -> serde_json::Value {
-    let full = plan.to_json(1);
+    let full = plan.to_json(1, &|_| json!([]));
     json!({"id": plan.id, "version": plan.version, "steps": full["steps"]})
 }

@@ -18,6 +18,7 @@ use super::state::QueueEntry;
 use super::{read, Core, CoreError};
 use crate::deploy::demand::{self, AppInstances, Demand};
 use crate::deploy::plan::{Action, ActionKind, DeploymentPlan};
+use crate::deploy::progress::{self, Watch};
 use crate::model::health::counts_as_ready;
 use crate::model::instance::Goal;
 use crate::model::{AppDefinition, Instance, PathId, TaskState, Timestamp};
@@ -209,6 +210,7 @@ impl Core {
             }
         }
         for i in &marked {
+            self.watch_health(&i.instance_id);
             self.kill_instance(i).await;
             self.dirty.insert(i.app_id.clone());
         }
@@ -306,6 +308,45 @@ impl Core {
             );
         }
         self.dirty.extend(plan.affected_apps());
+        Ok(())
+    }
+
+    /// Fails (and rolls back) deployments that made no progress within
+    /// their deadline (`upgradeStrategy.progressDeadlineSeconds`).
+    pub(super) async fn check_deadlines(&mut self) -> Result<(), CoreError> {
+        let now = Instant::now();
+        let mut overdue = Vec::new();
+        {
+            let st = read(&self.ctx.state);
+            self.progress
+                .retain(|id, _| st.deployments.contains_key(id));
+            for d in st.deployments.values() {
+                let Some(deadline) = progress::deadline(&d.plan) else {
+                    continue;
+                };
+                let actions = st.deployment_progress(d);
+                let mark = (d.current_step, actions.iter().map(|a| a.ready).sum());
+                let watch = Watch::observe(self.progress.get(&d.plan.id).copied(), mark, now);
+                self.progress.insert(d.plan.id.clone(), watch);
+                if watch.overdue(deadline, now) {
+                    let waiting: Vec<String> = actions
+                        .iter()
+                        .filter(|a| !a.is_complete())
+                        .map(|a| a.describe())
+                        .collect();
+                    let reason = format!(
+                        "no progress for {} s (upgradeStrategy.progressDeadlineSeconds): {}; rolled back",
+                        deadline.as_secs(),
+                        waiting.join("; ")
+                    );
+                    overdue.push((d.plan.id.clone(), reason));
+                }
+            }
+        }
+        for (id, reason) in overdue {
+            self.progress.remove(&id);
+            self.fail_deployment(&id, &reason).await?;
+        }
         Ok(())
     }
 

@@ -10,6 +10,7 @@
 
 mod changes;
 mod deployments;
+mod health;
 mod offers;
 pub mod state;
 mod updates;
@@ -235,6 +236,10 @@ pub(crate) struct Core {
     last_full_check: Instant,
     /// Failed tasks of each running deployment's new versions.
     deployment_failures: std::collections::HashMap<String, u32>,
+    /// Marathon's own probes.
+    health: health::Health,
+    /// Since when each deployment with a deadline stands still.
+    progress: HashMap<String, crate::deploy::progress::Watch>,
 }
 
 /// Leads until `stop` fires or storage fails: loads the state, subscribes,
@@ -282,6 +287,7 @@ pub async fn run(
     let (scheduler, mut sdk_events) =
         subscribe(&ctx, loaded.framework_id.filter(|id| !id.is_empty())).await;
     let tick = ctx.config.tick;
+    let (health, mut probe_results) = health::Health::new(ctx.config.health_kill_hold);
     let mut core = Core {
         ctx,
         scheduler,
@@ -292,8 +298,11 @@ pub async fn run(
         steps: HashMap::new(),
         last_full_check: Instant::now(),
         deployment_failures: std::collections::HashMap::new(),
+        health,
+        progress: HashMap::new(),
     };
     core.mark_all_dirty();
+    core.watch_all_health();
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let result = loop {
@@ -339,6 +348,10 @@ pub async fn run(
                     sdk_events = events;
                 }
             },
+            results = probe_results.next() => {
+                core.on_probes(results);
+                core.health_kills().await;
+            }
             _ = ticker.tick() => {
                 if let Err(e) = core.on_tick().await {
                     break Err(e);
@@ -470,6 +483,8 @@ impl Core {
             self.reconcile().await;
         }
         self.expire_instances().await?;
+        self.health_kills().await;
+        self.check_deadlines().await?;
         // Backoffs end and unreachable instances turn inactive with time.
         if self.last_full_check.elapsed() >= Duration::from_secs(1) {
             self.mark_all_dirty();

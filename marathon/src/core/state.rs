@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::deploy::plan::DeploymentPlan;
+use crate::deploy::progress::ActionProgress;
+use crate::model::health::counts_as_ready;
 use crate::model::instance::Goal;
 use crate::model::{AppDefinition, Instance, PathId, RootGroup, TaskState, Timestamp};
 use crate::scheduler::matcher::NoMatchReason;
@@ -23,9 +25,10 @@ pub struct RunningDeployment {
 }
 
 impl RunningDeployment {
-    /// Marathon's `/v2/deployments` entry.
-    pub fn to_json(&self) -> serde_json::Value {
-        self.plan.to_json(self.current_step + 1)
+    /// Marathon's `/v2/deployments` entry, with the readiness results in `st`.
+    pub fn to_json(&self, st: &State) -> serde_json::Value {
+        self.plan
+            .to_json(self.current_step + 1, &|app| st.readiness_json(app))
     }
 }
 
@@ -210,6 +213,7 @@ pub struct ReadinessResult {
     /// Ready (an answer with one of `httpStatusCodesForReady`).
     pub ready: bool,
     /// The last answer, with `preserveLastResponse`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_response: Option<ReadinessResponse>,
 }
 
@@ -398,11 +402,65 @@ impl State {
         })
     }
 
+    /// The definition an instance runs: its app at the instance's version
+    /// (the current one, or one a running deployment replaces), else the
+    /// current one.
+    pub fn app_of(&self, instance: &Instance) -> Option<&AppDefinition> {
+        let current = self.root.app(&instance.app_id).map(|a| a.as_ref());
+        if current.is_some_and(|a| a.version_or_epoch() == instance.app_version) {
+            return current;
+        }
+        self.deployments
+            .values()
+            .flat_map(|d| {
+                [
+                    d.plan.original.get(&instance.app_id),
+                    d.plan.target.get(&instance.app_id),
+                ]
+            })
+            .flatten()
+            .map(|a| a.as_ref())
+            .find(|a| a.version_or_epoch() == instance.app_version)
+            .or(current)
+    }
+
+    /// The readiness check results of an app's instances, in Marathon's
+    /// shape (`readinessCheckResults`).
+    pub fn readiness_json(&self, app: &PathId) -> serde_json::Value {
+        let results: Vec<&ReadinessResult> = self
+            .app_instances(app)
+            .into_iter()
+            .filter_map(|i| self.readiness.get(&i.instance_id))
+            .flatten()
+            .collect();
+        serde_json::to_value(results).unwrap_or_default()
+    }
+
+    /// What the current step of a deployment has of its target, app by app.
+    pub fn deployment_progress(&self, d: &RunningDeployment) -> Vec<ActionProgress> {
+        let now = Timestamp::now();
+        let Some(step) = d.plan.steps.get(d.current_step) else {
+            return Vec::new();
+        };
+        step.actions
+            .iter()
+            .filter_map(|action| {
+                let target = d.plan.target.get(&action.app)?;
+                let counting = self.counting_instances(&action.app, now);
+                let ready = |i: &Instance| {
+                    counts_as_ready(target, i, self.readiness_passed(target, &i.instance_id))
+                };
+                let failure = self.failures.get(&action.app).map(|f| f.message.as_str());
+                Some(ActionProgress::of(target, &counting, &ready, failure))
+            })
+            .collect()
+    }
+
     /// Task counts of an app.
     pub fn counts(&self, app: &PathId) -> TaskCounts {
         let mut counts = TaskCounts::default();
-        let definition = self.root.app(app);
         for i in self.app_instances(app) {
+            let definition = self.app_of(i);
             match i.state {
                 TaskState::TaskStaging | TaskState::TaskStarting => counts.staged += 1,
                 TaskState::TaskRunning => {

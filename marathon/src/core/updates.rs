@@ -158,11 +158,14 @@ impl Core {
         if state.is_terminal() {
             self.persist(vec![Write::DeleteInstance(instance.instance_id.clone())])
                 .await?;
-            // A task its health check killed failed too: it backs off and
+            // A task its health check killed (the agent for a Mesos check,
+            // this Marathon for its own) failed too: it backs off and
             // counts against its deployment like any failure.
-            let killed_unhealthy = state == TaskState::TaskKilled && status.healthy == Some(false);
+            let killed_by_agent = state == TaskState::TaskKilled && status.healthy == Some(false);
+            let killed_unhealthy = killed_by_agent || self.health.was_killed(&instance.instance_id);
+            self.health_ended(&instance.instance_id);
             let failed = (state.is_failure() || killed_unhealthy) && instance.goal == Goal::Running;
-            if killed_unhealthy {
+            if killed_by_agent {
                 self.ctx.events.publish(
                     "unhealthy_task_kill_event",
                     json!({
@@ -204,6 +207,7 @@ impl Core {
             self.persist(vec![Write::Instance(Box::new(instance.clone()))])
                 .await?;
             self.state_mut().put_instance(instance.clone());
+            self.watch_health(&instance.instance_id);
         } else if health_changed {
             // Health is not stored: a new leader learns it again.
             self.state_mut().put_instance(instance.clone());

@@ -4,4 +4,5 @@
 
 pub mod demand;
 pub mod plan;
+pub mod progress;
 pub mod replace;

@@ -259,8 +259,9 @@ impl DeploymentPlan {
 
     /// The plan's `/v2/deployments` entry. `current_step` is 1-based, as
     /// Marathon's `currentStep`: the number of the step being executed (its
-    /// actions are the `currentActions`; none for 0 or past the last step).
-    pub fn to_json(&self, current_step: usize) -> Value {
+    /// actions are the `currentActions`; none for 0 or past the last step),
+    /// with the `readinessCheckResults` of each app's instances.
+    pub fn to_json(&self, current_step: usize, readiness: &dyn Fn(&PathId) -> Value) -> Value {
         let action_json = |a: &Action| json!({"action": a.kind.as_str(), "app": a.app.to_string()});
         let current_actions: Vec<Value> = current_step
             .checked_sub(1)
@@ -272,7 +273,7 @@ impl DeploymentPlan {
                         json!({
                             "action": a.kind.as_str(),
                             "app": a.app.to_string(),
-                            "readinessCheckResults": [],
+                            "readinessCheckResults": readiness(&a.app),
                         })
                     })
                     .collect()
@@ -504,7 +505,7 @@ mod tests {
         let mut to = from.clone();
         to.put_app(app("/foo", 2, &[]), t(2));
         let plan = plan(&from, &to, t(2));
-        let v = plan.to_json(1);
+        let v = plan.to_json(1, &|_| json!([]));
         assert_eq!(
             v,
             json!({
@@ -519,8 +520,8 @@ mod tests {
                 "totalSteps": 1,
             })
         );
-        assert_eq!(plan.to_json(0)["currentActions"], json!([]));
-        assert_eq!(plan.to_json(2)["currentActions"], json!([]));
+        assert_eq!(plan.to_json(0, &|_| json!([]))["currentActions"], json!([]));
+        assert_eq!(plan.to_json(2, &|_| json!([]))["currentActions"], json!([]));
         // Serde shape of the steps is Marathon's too.
         assert_eq!(serde_json::to_value(&plan.steps).unwrap(), v["steps"]);
     }

@@ -560,6 +560,12 @@ pub struct UpgradeStrategy {
     /// Share of `instances` that may run on top during an upgrade.
     #[serde(default = "default_one")]
     pub maximum_over_capacity: f64,
+    /// Agora's extension: a deployment of the app that makes no progress
+    /// (no new instance healthy and ready, no step done) for this many
+    /// seconds fails and is rolled back. Absent: it waits forever, as
+    /// Marathon's do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_deadline_seconds: Option<i64>,
 }
 
 impl Default for UpgradeStrategy {
@@ -567,6 +573,7 @@ impl Default for UpgradeStrategy {
         UpgradeStrategy {
             minimum_health_capacity: 1.0,
             maximum_over_capacity: 1.0,
+            progress_deadline_seconds: None,
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod health;
 pub mod instance;
 pub mod path;
 pub mod timestamp;
+pub mod update;
 pub mod validation;
 
 pub use app::{AppDefaults, AppDefinition};

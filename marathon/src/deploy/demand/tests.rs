@@ -16,6 +16,7 @@ fn app(instances: i64, min_health: f64, max_over: f64) -> Arc<AppDefinition> {
     app.upgrade_strategy = UpgradeStrategy {
         minimum_health_capacity: min_health,
         maximum_over_capacity: max_over,
+        progress_deadline_seconds: None,
     };
     Arc::new(app)
 }

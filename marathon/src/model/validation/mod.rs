@@ -233,6 +233,12 @@ fn check_strategies(app: &AppDefinition, r: &mut Report) {
         "/upgradeStrategy/maximumOverCapacity",
         between(upgrade.maximum_over_capacity, 0.0, 1.0),
     );
+    if let Some(deadline) = upgrade.progress_deadline_seconds {
+        r.check(
+            "/upgradeStrategy/progressDeadlineSeconds",
+            at_least(deadline, 1),
+        );
+    }
     if let UnreachableStrategy::Enabled {
         inactive_after_seconds: inactive,
         expunge_after_seconds: expunge,

@@ -209,6 +209,14 @@ fn upgrade_strategy_capacities_are_shares() {
     assert_valid(base(
         json!({"upgradeStrategy": {"minimumHealthCapacity": 0, "maximumOverCapacity": 1}}),
     ));
+    assert_violation(
+        base(json!({"upgradeStrategy": {"progressDeadlineSeconds": 0}})),
+        "/upgradeStrategy/progressDeadlineSeconds",
+        "got 0, expected 1 or more",
+    );
+    assert_valid(base(
+        json!({"upgradeStrategy": {"progressDeadlineSeconds": 600}}),
+    ));
 }
 
 #[test]
