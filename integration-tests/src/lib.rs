@@ -9,15 +9,19 @@
 //!   the events a test expects.
 //! * [`Marathon`]: the bundled Marathon on the cluster, with a small
 //!   client for its REST API.
+//! * [`HealthServer`]: a tiny HTTP server for health checks, whose
+//!   answers files toggle.
 //! * [`assert_eventually!`]: polls a condition instead of sleeping.
 
 mod cluster;
 mod framework;
+mod health_server;
 mod marathon;
 mod proxy;
 
 pub use cluster::{Cluster, ClusterBuilder};
 pub use framework::TestFramework;
+pub use health_server::HealthServer;
 pub use marathon::{EventStream, Marathon, MarathonAnswer};
 pub use proxy::FaultProxy;
 

@@ -81,6 +81,7 @@ impl Marathon {
             master: cluster.master_addr(),
             decline_offer_duration: Duration::from_secs(1),
             tick: Duration::from_millis(100),
+            health_kill_hold: Duration::ZERO,
             ..MarathonConfig::default()
         };
         tweak(&mut config);

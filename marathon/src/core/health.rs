@@ -8,7 +8,8 @@
 //! Kills are then made by [`Core::health_kills`] under the
 //! [`policy`]: never more of an app at once than its upgrade strategy
 //! allows, and none while a hold is on (right after the election, or while
-//! most probes fail at once).
+//! most checks fail at once); when a hold ends, an instance is killed only
+//! once one of its checks fails again.
 //!
 //! Mesos checks are the agent's: it kills, and its verdicts arrive as
 //! status updates ([`super::updates`]).
@@ -112,6 +113,7 @@ impl Core {
 
     fn unwatch_health(&mut self, instance_id: &str) {
         self.health.prober.forget(instance_id);
+        self.health.window.forget(instance_id);
         for due in self.health.due.values_mut() {
             due.retain(|id| id != instance_id);
         }
@@ -177,7 +179,9 @@ impl Core {
             Outcome::Failed(cause) => (false, Some(cause)),
             Outcome::Ignored => return,
         };
-        self.health.window.record(Instant::now(), passed);
+        self.health
+            .window
+            .record(instance_id, index, Instant::now(), passed);
         let mut st = self.state_mut();
         let Some(mut instance) = st.instances.get(instance_id).cloned() else {
             return;
@@ -227,8 +231,7 @@ impl Core {
     /// Kills instances whose checks call for it, within each app's budget,
     /// unless a hold is on (then says so, once, and waits).
     pub(super) async fn health_kills(&mut self) {
-        if self.health.due.is_empty() {
-            self.health.held = None;
+        if self.health.due.is_empty() && self.health.held.is_none() {
             return;
         }
         let hold = policy::hold(
@@ -241,7 +244,15 @@ impl Core {
             self.report_hold(&hold);
             return;
         }
-        self.health.held = None;
+        if self.health.held.take().is_some() {
+            // The hold is over: what was due during it is forgotten, and
+            // an instance is killed only once a check fails again after
+            // it (most pass again when an overload ends; their turn to be
+            // probed may just not have come yet).
+            info!("health kills resume");
+            self.health.due.clear();
+            return;
+        }
         let due = std::mem::take(&mut self.health.due);
         for (app_id, candidates) in due {
             let Some(app) = self.state().root.app(&app_id).cloned() else {

@@ -7,9 +7,12 @@
 //!    outside its grace period, as seen by this leader
 //!    ([`crate::model::health::HealthRecord::should_kill`]);
 //! 2. no **hold** is on: not within the first moments of leadership (a new
-//!    leader has not probed everything yet), and not while a large share of
-//!    all probes fail at once (more likely Marathon's own overload, or a
-//!    partition between it and the agents, than every app failing together);
+//!    leader has not probed everything yet), and not while most checks fail
+//!    at once — each check's latest result counts, so a hold begins the
+//!    moment the failures spread, before any instance has failed often
+//!    enough to be killed. That many failing together is more likely
+//!    Marathon's own overload, or a partition between it and the agents,
+//!    than every app failing at once;
 //! 3. the app's **budget** allows it: no more instances are being killed
 //!    for health at once than the upgrade strategy would let go during an
 //!    upgrade (`instances − ceil(instances × minimumHealthCapacity)`, at
@@ -18,18 +21,18 @@
 //! A kill held is logged and reported as an event instead, and tried again
 //! on the next round.
 
-use std::collections::VecDeque;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::deploy::replace::min_healthy;
 use crate::model::AppDefinition;
 
-/// How far back the overload watch looks.
+/// A check's latest result older than this says nothing any more.
 pub const WINDOW: Duration = Duration::from_secs(10);
-/// The share of failed probes in the window that holds kills.
+/// The share of failing checks that holds kills.
 pub const OVERLOAD_SHARE: f64 = 0.5;
-/// Fewer probes than this in the window say nothing about overload.
-pub const OVERLOAD_MIN_PROBES: usize = 20;
+/// Fewer checks than this say nothing about overload.
+pub const OVERLOAD_MIN_CHECKS: usize = 20;
 
 /// Why kills are held.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,11 +42,11 @@ pub enum Hold {
         /// Until the hold ends.
         remaining: Duration,
     },
-    /// Too many probes fail at once.
+    /// Too many checks fail at once.
     Overload {
-        /// Failed probes in the window.
+        /// Checks failing.
         failed: usize,
-        /// All probes in the window.
+        /// Checks with a recent result.
         total: usize,
     },
 }
@@ -57,47 +60,41 @@ impl Hold {
                 remaining.as_secs_f64().ceil()
             ),
             Hold::Overload { failed, total } => format!(
-                "{failed} of {total} health checks failed in the last {} s: held as a likely overload or partition rather than failing apps",
-                WINDOW.as_secs()
+                "{failed} of {total} health checks fail at once: held as a likely overload or partition rather than failing apps"
             ),
         }
     }
 }
 
-/// Recent probe results, for the overload watch.
+/// The latest result of every check, for the overload watch.
 #[derive(Debug, Default)]
 pub struct ProbeWindow {
-    results: VecDeque<(Instant, bool)>,
+    latest: HashMap<(String, usize), (Instant, bool)>,
 }
 
 impl ProbeWindow {
-    /// Records a probe that `passed` or not at `at`.
-    pub fn record(&mut self, at: Instant, passed: bool) {
-        self.results.push_back((at, passed));
-        self.expire(at);
+    /// Records that check `index` of `instance_id` `passed` or not at `at`.
+    pub fn record(&mut self, instance_id: &str, index: usize, at: Instant, passed: bool) {
+        self.latest
+            .insert((instance_id.to_string(), index), (at, passed));
     }
 
-    fn expire(&mut self, now: Instant) {
-        while self
-            .results
-            .front()
-            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > WINDOW)
-        {
-            self.results.pop_front();
-        }
+    /// Forgets the checks of an instance that is no longer probed.
+    pub fn forget(&mut self, instance_id: &str) {
+        self.latest.retain(|(id, _), _| id != instance_id);
     }
 
-    /// `(failed, total)` within the window before `now`.
+    /// `(failing, total)` of the checks with a result within [`WINDOW`] before `now`.
     pub fn counts(&mut self, now: Instant) -> (usize, usize) {
-        self.expire(now);
-        let failed = self.results.iter().filter(|(_, p)| !p).count();
-        (failed, self.results.len())
+        self.latest
+            .retain(|_, (at, _)| now.saturating_duration_since(*at) <= WINDOW);
+        let failed = self.latest.values().filter(|(_, passed)| !passed).count();
+        (failed, self.latest.len())
     }
 }
 
 /// The hold in force at `now`, if any: leadership since `elected` holds
-/// kills for `after_election`; the window's failures hold them while too
-/// many fail.
+/// kills for `after_election`; the checks hold them while too many fail.
 pub fn hold(
     now: Instant,
     elected: Instant,
@@ -111,7 +108,7 @@ pub fn hold(
         });
     }
     let (failed, total) = window.counts(now);
-    if total >= OVERLOAD_MIN_PROBES && failed as f64 > total as f64 * OVERLOAD_SHARE {
+    if total >= OVERLOAD_MIN_CHECKS && failed as f64 > total as f64 * OVERLOAD_SHARE {
         return Some(Hold::Overload { failed, total });
     }
     None
@@ -190,12 +187,12 @@ mod tests {
         ));
         let later = t0 + Duration::from_secs(60);
         assert_eq!(hold(later, t0, hold_for, &mut window), None);
-        // Too few probes to say: no hold, even if all failed.
-        for _ in 0..OVERLOAD_MIN_PROBES - 1 {
-            window.record(later, false);
+        // Too few checks to say: no hold, even if all fail.
+        for i in 0..OVERLOAD_MIN_CHECKS - 1 {
+            window.record(&format!("i{i}"), 0, later, false);
         }
         assert_eq!(hold(later, t0, hold_for, &mut window), None);
-        window.record(later, false);
+        window.record("i19", 0, later, false);
         assert_eq!(
             hold(later, t0, hold_for, &mut window),
             Some(Hold::Overload {
@@ -203,11 +200,19 @@ mod tests {
                 total: 20
             })
         );
-        // Enough passing probes dilute the failures below the share.
-        for _ in 0..20 {
-            window.record(later, true);
+        // A check's latest result counts: passing again, it no longer fails.
+        for i in 0..10 {
+            window.record(&format!("i{i}"), 0, later, true);
         }
-        assert_eq!(hold(later, t0, hold_for, &mut window), None);
+        assert_eq!(window.counts(later), (10, 20));
+        assert_eq!(
+            hold(later, t0, hold_for, &mut window),
+            None,
+            "half is not most"
+        );
+        window.forget("i0");
+        assert_eq!(window.counts(later), (10, 19));
+        assert!(hold(later, t0, hold_for, &mut window).is_some());
         // And old results leave the window.
         let much_later = later + WINDOW + Duration::from_secs(1);
         assert_eq!(window.counts(much_later), (0, 0));
@@ -216,6 +221,6 @@ mod tests {
             total: 4
         }
         .reason()
-        .starts_with("3 of 4 health checks failed in the last 10 s"));
+        .starts_with("3 of 4 health checks fail at once"));
     }
 }
