@@ -41,6 +41,19 @@ if ! "$venv/bin/python" -c "import marathon" 2>/dev/null; then
   "$venv/bin/pip" install -q "marathon==0.13.0"
 fi
 export AGORA_TEST_PYTHON="$PWD/$venv/bin/python"
+# The Docker tests need the engine answering on its socket. A socket left
+# by an engine that has since stopped refuses connections: start the engine
+# when it is installed but not running, and wait until it answers.
+if command -v dockerd >/dev/null && ! docker version >/dev/null 2>&1; then
+  echo "== starting the Docker engine"
+  if [ "$(id -u)" = 0 ]; then
+    (cd / && nohup dockerd >>/var/log/agora-test-dockerd.log 2>&1 &)
+  else
+    (cd / && sudo -b nohup dockerd >>/tmp/agora-test-dockerd.log 2>&1)
+  fi
+  for _ in $(seq 1 60); do docker version >/dev/null 2>&1 && break; sleep 1; done
+  docker version >/dev/null 2>&1 || { echo "the Docker engine did not start (see its log)"; exit 1; }
+fi
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy 2>/dev/null || true
 
 echo "== cargo fmt --check"

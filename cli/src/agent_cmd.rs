@@ -78,6 +78,11 @@ pub struct AgentArgs {
     /// and docker when the engine answers on --docker-socket.
     #[arg(long, env = "AGORA_CONTAINERIZERS")]
     pub containerizers: Option<String>,
+    /// Where the small executor shim `agora-executor` is (Mesos'
+    /// `--launcher_dir`; default: next to this binary, falling back to
+    /// running shims as `agora executor`).
+    #[arg(long, env = "AGORA_LAUNCHER_DIR")]
+    pub launcher_dir: Option<PathBuf>,
     /// The Docker engine's API socket.
     #[arg(long, default_value = agora_agent::config::DEFAULT_DOCKER_SOCKET, env = "AGORA_DOCKER_SOCKET")]
     pub docker_socket: PathBuf,
@@ -142,13 +147,39 @@ impl AgentArgs {
         config.docker_kill_orphans = self.docker_kill_orphans;
         config.docker_stop_timeout = self.docker_stop_timeout;
         config.advertise_ip = self.advertise_ip;
-        config.executor_program = Some(own_binary()?);
+        config.executor_program = Some(executor_program(self.launcher_dir.as_deref())?);
         config.validate()?;
         Ok(config)
     }
 }
 
-/// This binary, which the agent re-executes as each task's executor shim.
-pub fn own_binary() -> anyhow::Result<PathBuf> {
-    std::env::current_exe().context("cannot find the agora binary to run executor shims")
+/// The program the agent runs as each task's executor shim: the small
+/// `agora-executor` in `launcher_dir` (default: next to this binary), else
+/// this binary itself (`agora executor`: the same shim, mapping more of the
+/// larger binary), said once in the log.
+pub fn executor_program(launcher_dir: Option<&std::path::Path>) -> anyhow::Result<PathBuf> {
+    let own =
+        std::env::current_exe().context("cannot find the agora binary to run executor shims")?;
+    let dir = match launcher_dir {
+        Some(dir) => dir.to_path_buf(),
+        None => own.parent().map(PathBuf::from).unwrap_or_default(),
+    };
+    let small = dir.join(agora_agent::executor::EXECUTOR_BINARY);
+    if small.is_file() {
+        tracing::info!(shim = %small.display(), "executor shims run as agora-executor");
+        return Ok(small);
+    }
+    if launcher_dir.is_some() {
+        anyhow::bail!(
+            "--launcher-dir: no {} in {}",
+            agora_agent::executor::EXECUTOR_BINARY,
+            dir.display()
+        );
+    }
+    tracing::info!(
+        shim = %own.display(),
+        "executor shims run as `agora executor`: no agora-executor next to agora \
+         (`cargo build --release` builds both; each shim is then a few MiB smaller)"
+    );
+    Ok(own)
 }

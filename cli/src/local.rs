@@ -64,6 +64,7 @@ pub async fn run(args: LocalArgs, trigger: ShutdownTrigger) -> anyhow::Result<()
         .context("--master-port")?;
     master.wait_until_leading().await;
     let master_addr = format!("{}:{}", local_host(args.ip), master.addr().port());
+    let shim = crate::agent_cmd::executor_program(None)?;
     let mut agents = Vec::new();
     for i in 0..args.agents {
         let mut config = AgentConfig::with_master_address(
@@ -76,7 +77,7 @@ pub async fn run(args: LocalArgs, trigger: ShutdownTrigger) -> anyhow::Result<()
             .checked_add(1 + i)
             .context("--master-port: no room for the agents' ports above it")?;
         config.resources = args.agent_resources.clone();
-        config.executor_program = Some(crate::agent_cmd::own_binary()?);
+        config.executor_program = Some(shim.clone());
         config.validate()?;
         let handle = agora_agent::start(config, shutdown.clone()).await?;
         agents.push(handle);

@@ -52,26 +52,10 @@ struct ExecutorArgs {
 
 /// `agora executor --config PATH`, recognized before clap: one shim runs
 /// per task, and skipping the flag parser and the filtered log set-up keeps
-/// their code out of each shim's memory.
+/// their code out of each shim's memory (the agent runs the smaller
+/// `agora-executor` instead when it is installed next to `agora`).
 fn executor_fast_path() -> Option<ExitCode> {
-    let mut args = std::env::args_os().skip(1);
-    if args.next()? != "executor" {
-        return None;
-    }
-    let (flag, config) = (args.next()?, args.next()?);
-    if flag != "--config" || args.next().is_some() {
-        return None;
-    }
-    agora_common::telemetry::init_plain();
-    Some(
-        match agora_agent::executor::run(std::path::Path::new(&config)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
-    )
+    agora_agent::executor::main_with_args(std::env::args_os().skip(1))
 }
 
 fn main() -> ExitCode {

@@ -1,4 +1,4 @@
-//! The executor shim as the agent drives it: the real `agora executor`
+//! The executor shim as the agent drives it: the real `agora-executor`
 //! behind [`ShimContainerizer`], with its kill policy, its hold on the whole
 //! process tree, its size, and its launch cost beside a bare spawn.
 
@@ -25,8 +25,15 @@ fn spec(work_dir: &Path, script: &str) -> LaunchSpec {
     }
 }
 
+/// The agent runs `agora-executor` when it is installed next to `agora`, and
+/// `agora executor` otherwise: the same shim from either binary.
+const SHIMS: [&str; 2] = [
+    env!("CARGO_BIN_EXE_agora-executor"),
+    env!("CARGO_BIN_EXE_agora"),
+];
+
 fn containerizer(work_dir: &Path) -> ShimContainerizer {
-    ShimContainerizer::new(env!("CARGO_BIN_EXE_agora"), work_dir)
+    ShimContainerizer::new(SHIMS[0], work_dir)
 }
 
 fn alive(pid: i32) -> bool {
@@ -93,16 +100,27 @@ async fn kill_honours_the_grace_period_and_leaves_no_process_behind() {
 }
 
 #[tokio::test]
-async fn exit_codes_and_launch_failures() {
+async fn exit_codes_and_launch_failures_from_either_binary() {
+    for shim in SHIMS {
+        exit_codes_and_launch_failures(shim).await;
+    }
+}
+
+async fn exit_codes_and_launch_failures(shim: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let c = containerizer(dir.path());
+    let c = ShimContainerizer::new(shim, dir.path());
     let s = spec(dir.path(), "echo out; exit 3");
     let (id, sandbox) = (s.container_id.clone(), s.sandbox.clone());
     c.launch(s).await.expect("launch");
-    assert_eq!(c.wait(&id).await.expect("known"), Termination::Exited(3));
+    assert_eq!(
+        c.wait(&id).await.expect("known"),
+        Termination::Exited(3),
+        "{shim}"
+    );
     assert_eq!(
         std::fs::read_to_string(sandbox.join("stdout")).expect("stdout"),
-        "out\n"
+        "out\n",
+        "{shim}"
     );
 
     let mut missing = spec(dir.path(), "");
@@ -112,7 +130,10 @@ async fn exit_codes_and_launch_failures() {
         args: vec![],
     });
     let err = c.launch(missing).await.expect_err("no such program");
-    assert!(err.to_string().contains("/nonexistent/prog"), "{err}");
+    assert!(
+        err.to_string().contains("/nonexistent/prog"),
+        "{shim}: {err}"
+    );
 }
 
 /// Figures, not assertions: `cargo test -p agora --test shim -- --ignored --nocapture`.

@@ -41,6 +41,7 @@
 //! the shared binary's pages).
 
 mod docker;
+mod footprint;
 pub mod health;
 mod isolate;
 mod launch;
@@ -50,6 +51,7 @@ mod tree;
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,6 +97,32 @@ pub enum ShimError {
     },
 }
 
+/// The name of the small binary that runs only shims, found next to
+/// `agora` (or in the agent's `--launcher-dir`).
+pub const EXECUTOR_BINARY: &str = "agora-executor";
+
+/// A shim's command line, `executor --config PATH`, as the agent passes it
+/// to either binary (`agora` or [`EXECUTOR_BINARY`]): the shim's exit code,
+/// or `None` if `args` (without the program's name) are something else.
+/// Logs go to standard error, plainly (the agent keeps them in the sandbox).
+pub fn main_with_args(mut args: impl Iterator<Item = std::ffi::OsString>) -> Option<ExitCode> {
+    if args.next()? != "executor" {
+        return None;
+    }
+    let (flag, config) = (args.next()?, args.next()?);
+    if flag != "--config" || args.next().is_some() {
+        return None;
+    }
+    agora_common::telemetry::init_plain();
+    Some(match run(Path::new(&config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    })
+}
+
 /// Runs the shim described by `config_path` until its task has ended.
 pub fn run(config_path: &Path) -> Result<(), ShimError> {
     let config_error = |source| ShimError::Config {
@@ -114,8 +142,16 @@ pub fn run(config_path: &Path) -> Result<(), ShimError> {
     runtime.block_on(supervise(config))
 }
 
+/// How long after its start a shim lets go of the code it ran to start
+/// (see [`footprint`]).
+const RELEASE_STARTUP_CODE_AFTER: Duration = Duration::from_secs(5);
+
 async fn supervise(config: ShimConfig) -> Result<(), ShimError> {
     let setup = |what| move |source| ShimError::Setup { what, source };
+    tokio::spawn(async {
+        tokio::time::sleep(RELEASE_STARTUP_CODE_AFTER).await;
+        footprint::release_code();
+    });
     ignore_stop_signals().map_err(setup("handle SIGTERM"))?;
     let exit_file = shim_file(&config.sandbox, EXIT_FILE);
     // A socket left by a crashed shim of the same container would make bind fail.
