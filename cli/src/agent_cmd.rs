@@ -156,7 +156,8 @@ impl AgentArgs {
 /// The program the agent runs as each task's executor shim: the small
 /// `agora-executor` in `launcher_dir` (default: next to this binary), else
 /// this binary itself (`agora executor`: the same shim, mapping more of the
-/// larger binary), said once in the log.
+/// larger binary). [`log_executor_program`] says which, once the whole
+/// configuration is valid.
 pub fn executor_program(launcher_dir: Option<&std::path::Path>) -> anyhow::Result<PathBuf> {
     let own =
         std::env::current_exe().context("cannot find the agora binary to run executor shims")?;
@@ -166,7 +167,6 @@ pub fn executor_program(launcher_dir: Option<&std::path::Path>) -> anyhow::Resul
     };
     let small = dir.join(agora_agent::executor::EXECUTOR_BINARY);
     if small.is_file() {
-        tracing::info!(shim = %small.display(), "executor shims run as agora-executor");
         return Ok(small);
     }
     if launcher_dir.is_some() {
@@ -176,10 +176,21 @@ pub fn executor_program(launcher_dir: Option<&std::path::Path>) -> anyhow::Resul
             dir.display()
         );
     }
-    tracing::info!(
-        shim = %own.display(),
-        "executor shims run as `agora executor`: no agora-executor next to agora \
-         (`cargo build --release` builds both; each shim is then a few MiB smaller)"
-    );
     Ok(own)
+}
+
+/// One log line saying which program runs the executor shims.
+pub fn log_executor_program(program: &std::path::Path) {
+    let small = program
+        .file_name()
+        .is_some_and(|n| n == agora_agent::executor::EXECUTOR_BINARY);
+    if small {
+        tracing::info!(shim = %program.display(), "executor shims run as agora-executor");
+    } else {
+        tracing::info!(
+            shim = %program.display(),
+            "executor shims run as `agora executor`: no agora-executor next to agora \
+             (`cargo build --release` builds both; each shim is then a few MiB smaller)"
+        );
+    }
 }

@@ -65,6 +65,7 @@ pub async fn run(args: LocalArgs, trigger: ShutdownTrigger) -> anyhow::Result<()
     master.wait_until_leading().await;
     let master_addr = format!("{}:{}", local_host(args.ip), master.addr().port());
     let shim = crate::agent_cmd::executor_program(None)?;
+    crate::agent_cmd::log_executor_program(&shim);
     let mut agents = Vec::new();
     for i in 0..args.agents {
         let mut config = AgentConfig::with_master_address(

@@ -132,6 +132,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Agent(args) => {
             let config = args.into_config().await?;
+            if let Some(program) = &config.executor_program {
+                agent_cmd::log_executor_program(program);
+            }
             let handle = agora_agent::start(config, shutdown).await?;
             let mut join = tokio::spawn(handle.join());
             tokio::select! {
