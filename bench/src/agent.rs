@@ -10,7 +10,8 @@
 //! ask a detector itself: the fleet follows the leader once for all of its
 //! agents (see `agents.rs`), and an agent whose stream ends waits for the
 //! fleet's next link or a backoff (100 ms doubling to 2 s), whichever comes
-//! first.
+//! first. In the health bench an agent also runs its tasks' health checks
+//! (`agent_checks.rs`) and reports their verdicts and kills.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -28,6 +29,7 @@ use agora_proto::{
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::agent_checks::{AgentChecks, CheckEvent};
 use crate::agents::{AgentCounters, Link, MAX_MESSAGE_BYTES};
 
 /// Messages an agent may queue towards the master.
@@ -67,6 +69,8 @@ pub(crate) struct Agent {
     pub frameworks: HashMap<String, FrameworkInfo>,
     /// Whether `Reregistered` was seen (counted once per agent).
     pub reregistered: bool,
+    /// The tasks' health checks, when the agent runs them.
+    pub checks: Option<AgentChecks>,
 }
 
 impl Agent {
@@ -136,6 +140,16 @@ impl Agent {
             let message = tokio::select! {
                 _ = self.stop.fired() => return Ended::Stop,
                 m = inbound.message() => m,
+                Some(event) = next_check(&mut self.checks) => {
+                    if let Some(update) = self.on_check(event) {
+                        let message = AgentMessage { message: Some(update) };
+                        if tx.send(message).await.is_err() {
+                            let why = "outbound stream closed".to_string();
+                            return Ended::Lost { why, heard };
+                        }
+                    }
+                    continue;
+                }
             };
             let message = match message {
                 Ok(Some(MasterMessage { message: Some(m) })) => m,
@@ -205,6 +219,9 @@ impl Agent {
                 if let Some(id) = &framework_id {
                     self.frameworks.entry(id.value.clone()).or_insert(framework);
                 }
+                if let Some(checks) = &mut self.checks {
+                    checks.launch(&task);
+                }
                 let running = Task {
                     name: task.name,
                     executor_id: Some(ExecutorId {
@@ -223,6 +240,9 @@ impl Agent {
             M::KillTask(kill) => {
                 let task_id = kill.task_id.unwrap_or_default();
                 self.tasks.remove(&task_id.value);
+                if let Some(checks) = &mut self.checks {
+                    checks.ended(&task_id.value);
+                }
                 Some(self.update(kill.framework_id, task_id, TaskState::TaskKilled))
             }
             M::Acknowledgement(_) => {
@@ -237,8 +257,12 @@ impl Agent {
 
     /// `Register` without an id; `Reregister` with everything we run after.
     fn registration_message(&self) -> AgentMessage {
+        let hostname = match &self.checks {
+            Some(checks) => checks.ip().to_string(),
+            None => format!("bench-agent-{}", self.index),
+        };
         let agent_info = AgentInfo {
-            hostname: format!("bench-agent-{}", self.index),
+            hostname,
             port: Some(5051),
             resources: self.resources.clone(),
             id: self.id.clone().map(|value| AgentId { value }),
@@ -260,6 +284,46 @@ impl Agent {
         AgentMessage {
             message: Some(message),
         }
+    }
+
+    /// What a task's check asks for: an update saying its new verdict, or
+    /// its end (`TASK_KILLED`, unhealthy, naming the cause), as the real
+    /// agent reports them.
+    fn on_check(&mut self, event: CheckEvent) -> Option<agent_message::Message> {
+        let (task_id, state, healthy, message) = match event {
+            CheckEvent::Changed {
+                task_id,
+                healthy,
+                cause,
+            } => {
+                let message = if healthy {
+                    "The task is healthy".to_string()
+                } else {
+                    cause.unwrap_or_else(|| "The task is unhealthy".into())
+                };
+                (task_id, TaskState::TaskRunning, healthy, message)
+            }
+            CheckEvent::Killed { task_id, cause } => {
+                if let Some(checks) = &mut self.checks {
+                    checks.ended(&task_id);
+                }
+                (task_id, TaskState::TaskKilled, false, cause)
+            }
+        };
+        let task = if state == TaskState::TaskKilled {
+            self.tasks.remove(&task_id)?
+        } else {
+            self.tasks.get(&task_id)?.clone()
+        };
+        let mut update = self.update(task.framework_id, TaskId { value: task_id }, state);
+        if let agent_message::Message::StatusUpdate(u) = &mut update {
+            if let Some(status) = &mut u.status {
+                status.healthy = Some(healthy);
+                status.message = Some(message);
+                status.reason = Some(task_status::Reason::TaskHealthCheckStatusUpdated as i32);
+            }
+        }
+        Some(update)
     }
 
     /// A status update as an executor would send it, with a fresh uuid so
@@ -287,5 +351,13 @@ impl Agent {
 
     fn fail(&self, why: String) {
         self.counters.fail(self.index, why);
+    }
+}
+
+/// The next event of an agent's checks; never, for an agent without.
+async fn next_check(checks: &mut Option<AgentChecks>) -> Option<CheckEvent> {
+    match checks {
+        Some(checks) => checks.next().await,
+        None => std::future::pending().await,
     }
 }

@@ -32,6 +32,8 @@ use tokio::task::JoinSet;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::agent::Agent;
+use crate::agent_checks::AgentChecks;
+use crate::health_bench::server::Health;
 
 /// First registrations in flight at once.
 const REGISTRATION_WINDOW: usize = 1000;
@@ -146,6 +148,50 @@ impl AgentFleet {
         reconnect: bool,
         timeout: Duration,
     ) -> anyhow::Result<Self> {
+        Self::launch(
+            detector,
+            agents,
+            connections,
+            resources,
+            reconnect,
+            timeout,
+            None,
+        )
+        .await
+    }
+
+    /// Like [`start`](Self::start) (without reconnection), with agents that
+    /// run their tasks' health checks against the check server that knows
+    /// `health`, each at an address of its own (`agent_checks.rs`).
+    pub async fn start_checking(
+        detector: Arc<dyn Detector>,
+        agents: usize,
+        connections: usize,
+        resources: &Resources,
+        timeout: Duration,
+        health: Arc<Health>,
+    ) -> anyhow::Result<Self> {
+        Self::launch(
+            detector,
+            agents,
+            connections,
+            resources,
+            false,
+            timeout,
+            Some(health),
+        )
+        .await
+    }
+
+    async fn launch(
+        detector: Arc<dyn Detector>,
+        agents: usize,
+        connections: usize,
+        resources: &Resources,
+        reconnect: bool,
+        timeout: Duration,
+        health: Option<Arc<Health>>,
+    ) -> anyhow::Result<Self> {
         let addr = tokio::time::timeout(timeout, detector.detect(None))
             .await
             .map_err(|_| anyhow::anyhow!("no leading master detected within {timeout:?}"))?
@@ -179,6 +225,7 @@ impl AgentFleet {
                 tasks: HashMap::new(),
                 frameworks: HashMap::new(),
                 reregistered: false,
+                checks: health.as_ref().map(|h| AgentChecks::new(index, h.clone())),
             };
             tasks.spawn(agent.run(window.clone()));
         }

@@ -49,6 +49,13 @@
 //! launches N `sleep` tasks on one real agent and times them beside a bare
 //! `fork/exec` of the same command.
 //!
+//! `agora bench health` ([`run_health_bench`], in `health_bench/`) measures
+//! health checks at scale: real tasks checked by their shims, `MESOS_HTTP`
+//! checks on emulated agents that run the agent's check code
+//! (`agent_checks`), and Marathon's own `HTTP` checks; CPU per party and the
+//! time from a task turning sick to its TASK_KILLED. `cpu` reads CPU time
+//! from `/proc`.
+//!
 //! `agora bench docker` ([`run_docker_bench`], in `docker_bench/`) starts N
 //! Docker containers through Marathon on one real agent, beside `docker run
 //! -d` (one at a time and in a loop) and Docker Swarm mode on the same
@@ -56,14 +63,17 @@
 
 mod agent;
 mod agent_bench;
+mod agent_checks;
 mod agents;
 mod args;
 mod cluster;
+mod cpu;
 mod docker_bench;
 mod failover_args;
 mod failover_bench;
 mod failover_report;
 mod frameworks;
+mod health_bench;
 mod marathon_args;
 mod marathon_bench;
 mod marathon_report;
@@ -75,7 +85,8 @@ mod target;
 mod zookeeper;
 
 pub use agent_bench::{
-    run_agent_bench, AgentBenchArgs, AgentBenchReport, LatencyFigures, ShimFigures, TASK_COMMAND,
+    run_agent_bench, AgentBenchArgs, AgentBenchReport, CheckFigures, CpuFigures, LatencyFigures,
+    ShimFigures, TASK_COMMAND,
 };
 pub use args::{
     free_port, MasterBenchArgs, MasterTarget, DEFAULT_AGENTS_PER_CONNECTION,
@@ -89,6 +100,7 @@ pub use docker_bench::{
 pub use failover_args::{FailoverBenchArgs, REREGISTRATION_TARGET};
 pub use failover_bench::run_failover_bench;
 pub use failover_report::{FailoverBenchReport, FailoverFigures, FailoverMemory, SetupFigures};
+pub use health_bench::{run_health_bench, EmulatedFigures, HealthBenchArgs, HealthBenchReport};
 pub use marathon_args::{MarathonBenchArgs, MARATHON_AGENT_RESOURCES};
 pub use marathon_bench::run_marathon_bench;
 pub use marathon_report::{

@@ -179,6 +179,16 @@ impl RunningMaster {
         }
     }
 
+    /// The master's process, if it can be measured (this process when the
+    /// master runs in it).
+    pub fn pid(&self) -> Option<u32> {
+        match &self.kind {
+            Kind::Child { child, .. } => child.id(),
+            Kind::InProcess { .. } => Some(std::process::id()),
+            Kind::External => None,
+        }
+    }
+
     /// The master's memory now, if it can be measured.
     pub fn memory(&self) -> Option<MemoryReading> {
         match &self.kind {

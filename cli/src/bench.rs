@@ -19,9 +19,45 @@ pub enum BenchCommand {
     /// The bundled Marathon (in-process) under emulated agents: scale,
     /// group deployment, `GET /v2/apps?embed=apps.tasks` load, failover.
     Marathon(MarathonBench),
+    /// Health checks at scale: real tasks checked by their shims, Mesos
+    /// checks on emulated agents, Marathon's own checks; CPU per party and
+    /// the time from a task turning sick to TASK_KILLED.
+    Health(HealthBench),
     /// N Docker containers through Marathon on one real agent, beside
     /// `docker run -d` and Docker Swarm mode on the same engine and image.
     Docker(DockerBench),
+}
+
+/// Flags of `agora bench health`.
+#[derive(Debug, Args)]
+pub struct HealthBench {
+    /// Tasks on one real agent, checked by their shims (0 skips the phase).
+    #[arg(long, default_value_t = 1000)]
+    pub real_tasks: usize,
+    /// Tasks with MESOS_HTTP checks on emulated agents (0 skips the phase).
+    #[arg(long, default_value_t = 5000)]
+    pub mesos_tasks: usize,
+    /// Tasks with Marathon's own HTTP checks on emulated agents (0 skips the phase).
+    #[arg(long, default_value_t = 2000)]
+    pub marathon_tasks: usize,
+    /// Tasks per emulated agent (the size of its port range).
+    #[arg(long, default_value_t = 100)]
+    pub tasks_per_agent: usize,
+    /// The checks' interval and timeout (whole seconds).
+    #[arg(long, default_value = "1secs", value_parser = duration)]
+    pub interval: Duration,
+    /// Consecutive failures before a task is killed.
+    #[arg(long, default_value_t = 3)]
+    pub consecutive_failures: u32,
+    /// Tasks turned sick at once in each phase.
+    #[arg(long, default_value_t = 50)]
+    pub sick: usize,
+    /// How long CPU is measured in each phase.
+    #[arg(long, default_value = "10secs", value_parser = duration)]
+    pub cpu_window: Duration,
+    /// Give up on a wait after this long.
+    #[arg(long, default_value = "5mins", value_parser = duration)]
+    pub timeout: Duration,
 }
 
 /// Flags of `agora bench docker`.
@@ -121,6 +157,15 @@ pub struct AgentBench {
     /// The agent's `--isolation` (default: what the host allows).
     #[arg(long)]
     pub isolation: Option<String>,
+    /// Launch the tasks without their HTTP health check.
+    #[arg(long)]
+    pub no_health_checks: bool,
+    /// Tasks turned sick at once to time their kills (with checks).
+    #[arg(long, default_value_t = 20)]
+    pub sick: usize,
+    /// How long CPU is measured with every check running.
+    #[arg(long, default_value = "10secs", value_parser = duration)]
+    pub cpu_window: Duration,
     /// Give up on a phase after this long.
     #[arg(long, default_value = "2mins", value_parser = duration)]
     pub timeout: Duration,
@@ -179,8 +224,28 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             let mut args = agora_bench::AgentBenchArgs::new(b.tasks, program, port, work_dir);
             args.serial = b.serial;
             args.isolation = b.isolation;
+            args.health_checks = !b.no_health_checks;
+            args.sick = b.sick;
+            args.cpu_window = b.cpu_window;
             args.timeout = b.timeout;
             let report = agora_bench::run_agent_bench(args).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            println!("{}", report.table());
+        }
+        BenchCommand::Health(b) => {
+            let work_dir =
+                std::env::temp_dir().join(format!("agora-bench-health-{}", std::process::id()));
+            let mut args = agora_bench::HealthBenchArgs::new(std::env::current_exe()?, work_dir);
+            args.real_tasks = b.real_tasks;
+            args.mesos_tasks = b.mesos_tasks;
+            args.marathon_tasks = b.marathon_tasks;
+            args.tasks_per_agent = b.tasks_per_agent;
+            args.interval = b.interval;
+            args.consecutive_failures = b.consecutive_failures;
+            args.sick = b.sick;
+            args.cpu_window = b.cpu_window;
+            args.timeout = b.timeout;
+            let report = agora_bench::run_health_bench(args).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             println!("{}", report.table());
         }

@@ -116,6 +116,7 @@ pub async fn start(
     };
     let (core_handle, commands) = CoreHandle::channel();
     let (abdicate_tx, abdicate_rx) = mpsc::channel(1);
+    let probe_stats = Arc::<health::ProbeStats>::default();
     let api_ctx = api::ApiContext {
         config: config.clone(),
         defaults: defaults.clone(),
@@ -129,6 +130,7 @@ pub async fn start(
             .build()?,
         shutdown: shutdown.clone(),
         renders: Arc::default(),
+        probe_stats: probe_stats.clone(),
     };
     let mut api_shutdown = shutdown.clone();
     let api = tokio::spawn(api::serve(api_ctx, listener, async move {
@@ -141,6 +143,7 @@ pub async fn start(
         state: state.clone(),
         events,
         master: coordination.master.clone(),
+        probe_stats,
     };
     let leadership = tokio::spawn(lead(
         core_ctx,

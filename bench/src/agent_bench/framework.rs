@@ -14,12 +14,13 @@ use std::time::{Duration, Instant};
 
 use agora_common::resources::Resources;
 use agora_common::task_state::is_terminal;
-use agora_proto::{Offer, TaskState};
+use agora_proto::{health_check, HealthCheck, Offer, TaskState};
 use agora_sdk::{launch_operation, Scheduler, SchedulerConfig, SchedulerEvent, TaskBuilder};
 use anyhow::{anyhow, bail, Context};
 use tokio::sync::mpsc;
 
 use crate::args::tasks_fitting;
+use crate::health_bench::server::Health;
 
 /// Filter on declined offers once every task is launched.
 const LONG_FILTER_SECS: f64 = 3600.0;
@@ -44,6 +45,50 @@ pub(crate) struct TaskPlan {
     pub cpus: f64,
     pub mem: f64,
     pub command: String,
+    /// Each task's HTTP health check: `GET /t/<task id>` on this port.
+    pub health: Option<HealthPlan>,
+}
+
+/// The health check every task carries.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HealthPlan {
+    pub port: u16,
+    pub interval: Duration,
+    pub consecutive_failures: u32,
+}
+
+impl HealthPlan {
+    /// Mesos' `HealthCheck` of task `id`: no delay and no grace period, so
+    /// that every probe counts from the start; a timeout of one interval.
+    fn of_task(&self, id: &str) -> HealthCheck {
+        HealthCheck {
+            r#type: health_check::Type::Http as i32,
+            http: Some(health_check::HttpCheckInfo {
+                port: u32::from(self.port),
+                path: Some(format!("/t/{id}")),
+                ..Default::default()
+            }),
+            delay_seconds: Some(0.0),
+            grace_period_seconds: Some(0.0),
+            interval_seconds: Some(self.interval.as_secs_f64()),
+            timeout_seconds: Some(self.interval.as_secs_f64()),
+            consecutive_failures: Some(self.consecutive_failures),
+            ..Default::default()
+        }
+    }
+}
+
+impl TaskPlan {
+    /// Task `id` on `offer`.
+    fn task(&self, id: String, offer: &Offer) -> agora_proto::TaskInfo {
+        let health = self.health.map(|h| h.of_task(&id));
+        let mut task = TaskBuilder::new(id, self.command.clone())
+            .cpus(self.cpus)
+            .mem(self.mem)
+            .build(offer);
+        task.health_check = health;
+        task
+    }
 }
 
 /// The subscribed framework; dropping it closes its stream.
@@ -104,12 +149,7 @@ impl BenchFramework {
                         }
                         let first = accepted_at.len();
                         let tasks: Vec<_> = (first..first + fit)
-                            .map(|i| {
-                                TaskBuilder::new(format!("bench-task-{i}"), plan.command.clone())
-                                    .cpus(plan.cpus)
-                                    .mem(plan.mem)
-                                    .build(&offer)
-                            })
+                            .map(|i| plan.task(format!("bench-task-{i}"), &offer))
                             .collect();
                         let now = Instant::now();
                         first_accept.get_or_insert(now);
@@ -182,10 +222,7 @@ impl BenchFramework {
                     other => check(other)?,
                 }
             };
-            let task = TaskBuilder::new(id.clone(), plan.command.clone())
-                .cpus(plan.cpus)
-                .mem(plan.mem)
-                .build(&offer);
+            let task = plan.task(id.clone(), &offer);
             let sent = Instant::now();
             self.accept(&offer, vec![task]).await?;
             loop {
@@ -203,6 +240,39 @@ impl BenchFramework {
             }
         }
         Ok(latencies)
+    }
+
+    /// Waits until each of `ids` is reported `TASK_KILLED`, telling `health`
+    /// as each is (which times it from when it turned sick); at most `timeout`.
+    pub async fn await_kills(
+        &mut self,
+        ids: &[String],
+        health: &Health,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut left: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+        while !left.is_empty() {
+            let waiting = format!("{} sick task(s) to be killed", left.len());
+            match self.next_event(deadline, &waiting).await? {
+                SchedulerEvent::Update(status) => {
+                    let id = status.task_id.as_ref().map_or("", |t| t.value.as_str());
+                    if status.state() == TaskState::TaskKilled && left.remove(id) {
+                        health.killed(id);
+                    } else if left.contains(id) && is_terminal(status.state()) {
+                        bail!(
+                            "sick task {id} ended {:?}, not killed: {}",
+                            status.state(),
+                            status.message.unwrap_or_default()
+                        );
+                    }
+                }
+                SchedulerEvent::Offers(offers) => self.held.extend(offers),
+                SchedulerEvent::Error(e) => bail!("the master refused the framework: {e}"),
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Launches `tasks` on `offer`, refusing nothing: the rest of the offer

@@ -13,9 +13,16 @@
 //!    them, so a task's latency includes waiting for the ones before it);
 //!    then **serial**: a few more tasks one at a time, the per-task cost
 //!    compared with a bare spawn;
-//! 3. **memory**, with every task running: the agent's `VmRSS`/`VmHWM` and
-//!    the shims' `VmRSS`/`RssAnon` (found through `/proc/*/cmdline`);
-//! 4. **stop**: SIGTERM to the agent, which kills its tasks; then a check
+//! 3. **steady state**, every task running with its HTTP health check
+//!    (`GET /t/<task>` on the bench's check server, every second by
+//!    default; `health_checks: false` leaves them out): the CPU of the
+//!    agent, its shims and the master over a window and the probe rate the
+//!    server saw; then **memory**, at least 6 s after the last launch (once
+//!    the shims dropped their start-up pages): the agent's `VmRSS`/`VmHWM`
+//!    and the shims' `VmRSS`/`RssAnon` (found through `/proc/*/cmdline`);
+//! 4. **detection** (with checks): a few tasks turned sick at once and
+//!    timed until the framework hears them TASK_KILLED;
+//! 5. **stop**: SIGTERM to the agent, which kills its tasks; then a check
 //!    that no task process is left (a process running the command whose
 //!    working directory is in the bench's work dir), killing any it finds.
 //!
@@ -31,16 +38,22 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use tokio::process::Command;
 
-pub use report::{AgentBenchReport, LatencyFigures, ShimFigures};
+pub use report::{AgentBenchReport, CheckFigures, CpuFigures, LatencyFigures, ShimFigures};
 
 use crate::args::MasterTarget;
+use crate::cpu::CpuWindow;
+use crate::health_bench::server::CheckServer;
 use crate::metrics::MetricsClient;
 use crate::spawned::Spawned;
 use crate::target::RunningMaster;
-use framework::{BenchFramework, TaskPlan};
+use framework::{BenchFramework, HealthPlan, TaskPlan};
 
 /// The command every task runs (and the baseline spawns).
 pub const TASK_COMMAND: &str = "sleep 600";
+
+/// How long the shims get to settle before their memory is read (they
+/// drop the pages only their start-up used 5 s after they start).
+const SETTLE: Duration = Duration::from_secs(6);
 
 /// How long the agent gets to kill its tasks and exit after SIGTERM.
 const AGENT_STOP_TIMEOUT: Duration = Duration::from_secs(120);
@@ -66,6 +79,16 @@ pub struct AgentBenchArgs {
     pub task_mem: f64,
     /// Give up on a phase after this long.
     pub timeout: Duration,
+    /// Every task carries an HTTP health check.
+    pub health_checks: bool,
+    /// Its interval (and timeout).
+    pub check_interval: Duration,
+    /// Its consecutive failures before a kill.
+    pub consecutive_failures: u32,
+    /// Tasks turned sick at once in the checks phase.
+    pub sick: usize,
+    /// The window over which CPU is measured.
+    pub cpu_window: Duration,
 }
 
 impl AgentBenchArgs {
@@ -100,6 +123,11 @@ impl AgentBenchArgs {
             task_cpus: 0.01,
             task_mem: 16.0,
             timeout: Duration::from_secs(120),
+            health_checks: true,
+            check_interval: Duration::from_secs(1),
+            consecutive_failures: 3,
+            sick: 20,
+            cpu_window: Duration::from_secs(10),
         }
     }
 
@@ -178,37 +206,59 @@ async fn run_phases(args: &AgentBenchArgs) -> anyhow::Result<AgentBenchReport> {
         .await?;
 
     // 2. The launch.
+    let server = if args.health_checks {
+        Some(CheckServer::start(1).await?)
+    } else {
+        None
+    };
     let mut framework = BenchFramework::subscribe(&master.addr).await?;
     let plan = TaskPlan {
         count: args.tasks,
         cpus: args.task_cpus,
         mem: args.task_mem,
         command: TASK_COMMAND.to_string(),
+        health: server.as_ref().map(|s| HealthPlan {
+            port: s.base_port,
+            interval: args.check_interval,
+            consecutive_failures: args.consecutive_failures,
+        }),
     };
     let launch = framework.launch_all(&plan, args.timeout).await?;
     let serial = framework
         .launch_serial(args.serial, &plan, args.timeout)
         .await?;
 
-    // 3. Memory with every task running.
+    // 3. Steady state: CPU over a window with every check running (or a
+    // settling wait without checks), then memory, the shims having had time
+    // to drop the pages only their start-up used.
+    let parties = Parties {
+        agent: agent.pid(),
+        master: master.pid(),
+    };
+    let steady = match &server {
+        Some(server) => Some(cpu_window(args, server, &parties).await),
+        None => None,
+    };
+    tokio::time::sleep(SETTLE.saturating_sub(args.cpu_window)).await;
     let agent_memory = procs::memory(agent.pid())
         .context("reading the agent's memory")?
         .reading();
     let shims = shim_figures(&args.work_dir.join("agent"));
 
-    // 4. Stop: the agent kills its tasks.
+    // 4. How fast the checks find a sick task.
+    let checks = match (&server, steady) {
+        (Some(server), Some(steady)) => Some(detect(args, server, &mut framework, steady).await?),
+        _ => None,
+    };
+
+    // 5. Stop: the agent kills its tasks.
     let stop = agent.stop(AGENT_STOP_TIMEOUT).await?;
     framework.close();
     master.stop().await;
 
-    let quantiles = |samples: &[Duration]| LatencyFigures {
-        p50_ms: procs::quantile_ms(samples, 0.5),
-        p99_ms: procs::quantile_ms(samples, 0.99),
-        max_ms: procs::quantile_ms(samples, 1.0),
-    };
-    let launch_latency = quantiles(&launch.latencies);
-    let bare_spawn = quantiles(&bare);
-    let serial_latency = quantiles(&serial);
+    let launch_latency = latency_figures(&launch.latencies);
+    let bare_spawn = latency_figures(&bare);
+    let serial_latency = latency_figures(&serial);
     Ok(AgentBenchReport {
         tasks: args.tasks,
         command: TASK_COMMAND.to_string(),
@@ -223,6 +273,7 @@ async fn run_phases(args: &AgentBenchArgs) -> anyhow::Result<AgentBenchReport> {
         p50_overhead_ms: serial_latency.p50_ms - bare_spawn.p50_ms,
         agent_memory,
         shims,
+        checks,
         stop_secs: stop.as_secs_f64(),
         leftover_tasks: 0,
     })
@@ -244,8 +295,92 @@ pub(crate) fn shim_figures(work_dir: &Path) -> ShimFigures {
     };
     ShimFigures {
         count,
+        program: procs::shims(work_dir)
+            .first()
+            .and_then(|pid| procs::program(*pid))
+            .unwrap_or_default(),
         avg_rss_kb: avg(|m| m.rss_kb),
         avg_rss_anon_kb: avg(|m| m.anon_kb),
         max_rss_kb: readings.iter().map(|m| m.rss_kb).max().unwrap_or(0),
+    }
+}
+
+/// The processes whose CPU the checks phase reads.
+struct Parties {
+    agent: u32,
+    master: Option<u32>,
+}
+
+/// What the CPU window found.
+struct Steady {
+    window_secs: f64,
+    probes_per_sec: f64,
+    cpu: CpuFigures,
+}
+
+/// CPU and probe rate over a window with every check running.
+async fn cpu_window(args: &AgentBenchArgs, server: &CheckServer, parties: &Parties) -> Steady {
+    let shims = procs::shims(&args.work_dir.join("agent"));
+    let agent_cpu = CpuWindow::start(vec![parties.agent]);
+    let shims_cpu = CpuWindow::start(shims);
+    let master_cpu = parties.master.map(|pid| CpuWindow::start(vec![pid]));
+    let requests = server.health.requests();
+    let started = std::time::Instant::now();
+    tokio::time::sleep(args.cpu_window).await;
+    let window_secs = started.elapsed().as_secs_f64();
+    Steady {
+        window_secs,
+        probes_per_sec: (server.health.requests() - requests) as f64 / window_secs,
+        cpu: CpuFigures {
+            agent_pct: Some(agent_cpu.percent()),
+            shims_pct: Some(shims_cpu.percent()),
+            master_pct: master_cpu.map(|w| w.percent()),
+            marathon_pct: None,
+        },
+    }
+}
+
+/// `args.sick` tasks (spread over all) turned sick at once and timed until
+/// the framework hears them killed.
+async fn detect(
+    args: &AgentBenchArgs,
+    server: &CheckServer,
+    framework: &mut BenchFramework,
+    steady: Steady,
+) -> anyhow::Result<CheckFigures> {
+    let sick = args.sick.clamp(1, args.tasks);
+    let ids: Vec<String> = (0..sick)
+        .map(|i| format!("bench-task-{}", i * args.tasks / sick))
+        .collect();
+    for id in &ids {
+        server.health.make_sick(id);
+    }
+    framework
+        .await_kills(&ids, &server.health, args.timeout)
+        .await?;
+    let detections = server.health.take_detections();
+    let interval = args.check_interval.as_secs_f64();
+    Ok(CheckFigures {
+        tasks: args.tasks,
+        checked_by: "their shims".into(),
+        interval_secs: interval,
+        consecutive_failures: args.consecutive_failures,
+        window_secs: steady.window_secs,
+        probes_per_sec: steady.probes_per_sec,
+        expected_per_sec: args.tasks as f64 / interval,
+        late_probes: None,
+        cpu: steady.cpu,
+        sick,
+        detection: latency_figures(&detections),
+        target_p99_ms: (interval * f64::from(args.consecutive_failures) + 1.0) * 1e3,
+    })
+}
+
+/// p50/p99/max of `samples`.
+pub(crate) fn latency_figures(samples: &[Duration]) -> LatencyFigures {
+    LatencyFigures {
+        p50_ms: procs::quantile_ms(samples, 0.5),
+        p99_ms: procs::quantile_ms(samples, 0.99),
+        max_ms: procs::quantile_ms(samples, 1.0),
     }
 }

@@ -65,6 +65,16 @@ fn cmdline(pid: u32) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The file name of the program `pid` runs (its first argument).
+pub(crate) fn program(pid: u32) -> Option<String> {
+    let first = cmdline(pid).into_iter().next()?;
+    Some(
+        Path::new(&first)
+            .file_name()
+            .map_or(first.clone(), |n| n.to_string_lossy().into_owned()),
+    )
+}
+
 /// The executor shims whose config lies under `work_dir`: processes run as
 /// `... executor --config <work_dir>/.../shim.json` (another agent's shims
 /// on the same host are left out).

@@ -1,5 +1,7 @@
 //! `/ping`, `/metrics`, `/v2/info`, `/v2/leader`, `/v2/queue`, `/v2/deployments`.
 
+use std::sync::atomic::Ordering;
+
 use serde_json::{json, Value};
 use warp::http::Method;
 
@@ -178,11 +180,16 @@ pub(super) fn metrics(ctx: &ApiContext) -> Reply {
         "marathon.deployments.active.gauge": {"value": st.deployments.len()},
         "marathon.leadership.elected.gauge": {"value": u8::from(st.leadership.elected)},
     });
+    let probes = &ctx.probe_stats;
+    let counters = json!({
+        "marathon.health.probes.counter": {"count": probes.probes.load(Ordering::Relaxed)},
+        "marathon.health.probes-late.counter": {"count": probes.late.load(Ordering::Relaxed)},
+    });
     json_reply(
         200,
         &json!({
             "version": "4.0.0",
-            "counters": {},
+            "counters": counters,
             "gauges": gauges,
             "histograms": {},
             "meters": {},

@@ -57,6 +57,8 @@ pub struct ApiContext {
     pub shutdown: agora_common::shutdown::Shutdown,
     /// Apps already rendered.
     pub renders: Arc<render::RenderCache>,
+    /// Marathon's own probes, counted.
+    pub probe_stats: Arc<crate::health::ProbeStats>,
 }
 
 /// One request, its path split into non-empty segments.

@@ -15,6 +15,7 @@
 //! status updates ([`super::updates`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -25,7 +26,7 @@ use super::updates::health_events;
 use super::Core;
 use crate::health::policy::{self, Hold, ProbeWindow};
 use crate::health::target::probe_target;
-use crate::health::{Outcome, ProbeResult, Prober};
+use crate::health::{Outcome, ProbeResult, ProbeStats, Prober};
 use crate::model::health::HealthRecord;
 use crate::model::instance::Goal;
 use crate::model::{PathId, Timestamp};
@@ -46,10 +47,13 @@ pub(super) struct Health {
 
 impl Health {
     /// Probing for a term that began now, and where its results arrive.
-    pub(super) fn new(hold_after_election: Duration) -> (Self, ProbeResults) {
+    pub(super) fn new(
+        hold_after_election: Duration,
+        stats: Arc<ProbeStats>,
+    ) -> (Self, ProbeResults) {
         let (tx, results) = mpsc::unbounded_channel();
         let health = Health {
-            prober: Prober::new(tx),
+            prober: Prober::new(tx, stats),
             window: ProbeWindow::default(),
             elected: Instant::now(),
             hold_after_election,

@@ -206,6 +206,8 @@ pub struct CoreContext {
     pub events: EventBus,
     /// Finds the leading master.
     pub master: Arc<dyn Detector>,
+    /// Counts Marathon's own probes, across terms (shown in `/metrics`).
+    pub probe_stats: Arc<crate::health::ProbeStats>,
 }
 
 /// Why the core stopped.
@@ -287,7 +289,8 @@ pub async fn run(
     let (scheduler, mut sdk_events) =
         subscribe(&ctx, loaded.framework_id.filter(|id| !id.is_empty())).await;
     let tick = ctx.config.tick;
-    let (health, mut probe_results) = health::Health::new(ctx.config.health_kill_hold);
+    let (health, mut probe_results) =
+        health::Health::new(ctx.config.health_kill_hold, ctx.probe_stats.clone());
     let mut core = Core {
         ctx,
         scheduler,

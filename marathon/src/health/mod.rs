@@ -137,8 +137,8 @@ pub struct Prober {
 }
 
 impl Prober {
-    /// A prober reporting to `results`.
-    pub fn new(results: mpsc::UnboundedSender<ProbeResult>) -> Self {
+    /// A prober reporting to `results`, counting in `stats`.
+    pub fn new(results: mpsc::UnboundedSender<ProbeResult>, stats: Arc<ProbeStats>) -> Self {
         let client = reqwest::Client::builder()
             .danger_accept_invalid_certs(true)
             .pool_idle_timeout(Duration::from_secs(90))
@@ -151,7 +151,7 @@ impl Prober {
             client,
             permits: Arc::new(Semaphore::new(MAX_CONCURRENT)),
             results,
-            stats: Arc::default(),
+            stats,
         }
     }
 
@@ -462,7 +462,7 @@ mod tests {
     async fn a_watch_probes_on_its_interval_and_readiness_stops_once_ready() {
         let port = server("200 OK").await;
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut prober = Prober::new(tx);
+        let mut prober = Prober::new(tx, Arc::default());
         let check: ReadinessCheck = serde_json::from_value(serde_json::json!({
             "name": "ready", "portName": "http", "intervalSeconds": 1, "preserveLastResponse": true
         }))

@@ -210,8 +210,11 @@ mod tests {
             None,
             "half is not most"
         );
+        // A forgotten instance no longer counts; one more failing tips it.
         window.forget("i0");
         assert_eq!(window.counts(later), (10, 19));
+        window.record("i20", 0, later, false);
+        assert_eq!(window.counts(later), (11, 20));
         assert!(hold(later, t0, hold_for, &mut window).is_some());
         // And old results leave the window.
         let much_later = later + WINDOW + Duration::from_secs(1);
