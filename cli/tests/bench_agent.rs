@@ -48,7 +48,7 @@ fn a_small_agent_bench_runs_every_task_and_leaves_none() {
     assert_eq!(report["shims"]["program"], "agora-executor", "{stdout}");
     // Every task's check ran, and the three turned sick were killed.
     let checks = &report["checks"];
-    assert_eq!(checks["tasks"], 20, "{stdout}");
+    assert_eq!(checks["tasks"], 25, "burst and serial tasks: {stdout}");
     assert!(
         checks["probes_per_sec"].as_f64().unwrap_or(0.0) > 0.0,
         "{stdout}"

@@ -1,5 +1,6 @@
 //! Native isolation and limits through the real binaries: a task over its
-//! memory is OOM-killed in its cgroup and reported with the limitation, a
+//! memory is OOM-killed in its cgroup and reported with the limitation (a
+//! child of it too, the main process living on), a
 //! task is pid 1 of its pid namespace, `--isolation posix` runs plain
 //! process groups, a task over its `disk` is killed when the quota is
 //! enforced, and a bad `--isolation` stops the agent with one line.
@@ -31,6 +32,27 @@ fn a_task_over_its_memory_is_killed_with_the_memory_limitation() {
     // `tail` keeps the whole "line" of an endless newline-free stream.
     let exec = cluster.execute_with("hog", "tail /dev/zero", &["--mem", "32"]);
     exec.wait_for("task hog TASK_FAILED");
+    let output = exec.output();
+    assert!(
+        output.contains("reason=REASON_CONTAINER_LIMITATION_MEMORY"),
+        "{output}"
+    );
+    assert!(output.contains("Memory limit exceeded: 32 MB"), "{output}");
+}
+
+/// The OOM killer ends a child and the task's shell would go on: the shim,
+/// woken by the cgroup's OOM event (not polling), ends the whole container
+/// with the memory limitation, as Mesos does.
+#[test]
+fn a_child_over_the_memory_limit_fails_the_task_though_its_main_process_lives() {
+    if let Err(why) = CgroupManager::detect() {
+        eprintln!("skipping: {why}");
+        return;
+    }
+    let cluster = Cluster::start();
+    let (_agent, _) = cluster.agent(RESOURCES, &[]);
+    let exec = cluster.execute_with("childhog", "tail /dev/zero; sleep 600", &["--mem", "32"]);
+    exec.wait_for("task childhog TASK_FAILED");
     let output = exec.output();
     assert!(
         output.contains("reason=REASON_CONTAINER_LIMITATION_MEMORY"),

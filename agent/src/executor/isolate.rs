@@ -15,8 +15,11 @@
 //! `disk_watch_ms`. Either way the whole container is killed and the
 //! [`Limitation`] travels with the exit status.
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use tokio::io::unix::AsyncFd;
 
 use crate::containerizer::{CommandSpec, ContainerResources, Limitation, LimitedResource};
 use crate::isolation::cgroups::{Cgroup, CgroupManager, Limits};
@@ -114,6 +117,34 @@ impl Guard {
         self.disk_limit.is_some()
     }
 
+    /// What wakes the shim when the OOM killer may have struck in the
+    /// cgroup (no polling), when there is a memory limit and the cgroup can
+    /// tell; `None`: poll [`MEMORY_WATCH`] instead.
+    pub(super) fn oom_events(&self) -> Option<AsyncFd<OwnedFd>> {
+        if !self.watches_memory() {
+            return None;
+        }
+        let events = self
+            .cgroup
+            .as_ref()?
+            .oom_events()
+            .map_err(|e| e.to_string());
+        let registered = events.and_then(|fd| {
+            // SAFETY: the descriptor is owned by the `AsyncFd` from here on
+            // and never closed or replaced while registered.
+            #[allow(unsafe_code)]
+            let registered = unsafe { AsyncFd::register(fd) };
+            registered.map_err(|e| e.to_string())
+        });
+        match registered {
+            Ok(events) => Some(events),
+            Err(e) => {
+                tracing::info!(error = %e, "no OOM events: polling the cgroup's OOM state");
+                None
+            }
+        }
+    }
+
     /// The memory limitation, if the OOM killer struck in the cgroup.
     pub(super) fn memory_exceeded(&self) -> Option<Limitation> {
         let (cg, limit) = (self.cgroup.as_ref()?, self.mem_limit?);
@@ -181,5 +212,31 @@ impl Guard {
     }
 }
 
-/// How often the shim reads its cgroup's OOM state.
+/// How often the shim reads its cgroup's OOM state without OOM events.
 pub(super) const MEMORY_WATCH: Duration = Duration::from_millis(250);
+/// After an OOM event the state is read this often, for [`OOM_RECHECK_FOR`]:
+/// a cgroup v1 event comes as the cgroup runs out of memory, before the
+/// kill is counted.
+pub(super) const OOM_RECHECK_EVERY: Duration = Duration::from_millis(50);
+pub(super) const OOM_RECHECK_FOR: Duration = Duration::from_secs(2);
+
+/// Waits for the next OOM event and drains it: `false` if the events
+/// failed (the caller polls from then on).
+pub(super) async fn oom_event(events: &mut Option<AsyncFd<OwnedFd>>) -> bool {
+    let Some(fd) = events else {
+        return std::future::pending().await;
+    };
+    match fd.readable().await {
+        Ok(mut ready) => {
+            // An eventfd gives its 8-byte count, inotify its events.
+            let mut buf = [0u8; 4096];
+            while nix::unistd::read(fd.get_ref(), &mut buf).is_ok_and(|n| n > 0) {}
+            ready.clear_ready();
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "OOM events failed: polling the cgroup's OOM state");
+            false
+        }
+    }
+}

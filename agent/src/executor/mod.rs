@@ -214,9 +214,13 @@ async fn supervise(config: ShimConfig) -> Result<(), ShimError> {
     let mut kill_at: Option<Instant> = None;
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
     let mut limitation: Option<Limitation> = None;
-    let mut memory_watch = guard
-        .watches_memory()
+    // The OOM state is read when the cgroup says the OOM killer may have
+    // struck (then a few times shortly after), and polled only where it
+    // cannot say.
+    let mut oom_events = guard.oom_events();
+    let mut memory_watch = (guard.watches_memory() && oom_events.is_none())
         .then(|| watch_every(isolate::MEMORY_WATCH));
+    let mut recheck_until: Option<Instant> = None;
     let mut disk_watch = guard.watches_disk().then(|| {
         watch_every(Duration::from_millis(
             config.isolation.disk_watch_ms.unwrap_or(15_000).max(1),
@@ -259,9 +263,24 @@ async fn supervise(config: ShimConfig) -> Result<(), ShimError> {
                 tree::signal_descendants(me, Signal::SIGKILL);
                 guard.kill_all().await;
             }
+            event = isolate::oom_event(&mut oom_events), if limitation.is_none() => {
+                if !event {
+                    oom_events = None;
+                    memory_watch = Some(watch_every(isolate::MEMORY_WATCH));
+                } else if let Some(l) = guard.memory_exceeded() {
+                    limitation = Some(enforce(me, &guard, l).await);
+                } else {
+                    recheck_until = Some(Instant::now() + isolate::OOM_RECHECK_FOR);
+                    memory_watch = Some(watch_every(isolate::OOM_RECHECK_EVERY));
+                }
+            }
             _ = tick(&mut memory_watch), if limitation.is_none() => {
                 if let Some(l) = guard.memory_exceeded() {
                     limitation = Some(enforce(me, &guard, l).await);
+                } else if recheck_until.is_some_and(|until| Instant::now() >= until) {
+                    // Back to waiting for the next event.
+                    recheck_until = None;
+                    memory_watch = None;
                 }
             }
             _ = tick(&mut disk_watch), if limitation.is_none() => {

@@ -236,10 +236,16 @@ async fn run_phases(args: &AgentBenchArgs) -> anyhow::Result<AgentBenchReport> {
         master: master.pid(),
     };
     let steady = match &server {
-        Some(server) => Some(cpu_window(args, server, &parties).await),
-        None => None,
+        Some(server) => {
+            let steady = cpu_window(args, server, &parties).await;
+            tokio::time::sleep(SETTLE.saturating_sub(args.cpu_window)).await;
+            Some(steady)
+        }
+        None => {
+            tokio::time::sleep(SETTLE).await;
+            None
+        }
     };
-    tokio::time::sleep(SETTLE.saturating_sub(args.cpu_window)).await;
     let agent_memory = procs::memory(agent.pid())
         .context("reading the agent's memory")?
         .reading();
@@ -324,6 +330,7 @@ async fn cpu_window(args: &AgentBenchArgs, server: &CheckServer, parties: &Parti
     let agent_cpu = CpuWindow::start(vec![parties.agent]);
     let shims_cpu = CpuWindow::start(shims);
     let master_cpu = parties.master.map(|pid| CpuWindow::start(vec![pid]));
+    let bench = CpuWindow::start(vec![std::process::id()]);
     let requests = server.health.requests();
     let started = std::time::Instant::now();
     tokio::time::sleep(args.cpu_window).await;
@@ -336,6 +343,7 @@ async fn cpu_window(args: &AgentBenchArgs, server: &CheckServer, parties: &Parti
             shims_pct: Some(shims_cpu.percent()),
             master_pct: master_cpu.map(|w| w.percent()),
             marathon_pct: None,
+            bench_pct: bench.percent(),
         },
     }
 }
@@ -360,14 +368,15 @@ async fn detect(
         .await?;
     let detections = server.health.take_detections();
     let interval = args.check_interval.as_secs_f64();
+    let tasks = args.tasks + args.serial;
     Ok(CheckFigures {
-        tasks: args.tasks,
+        tasks,
         checked_by: "their shims".into(),
         interval_secs: interval,
         consecutive_failures: args.consecutive_failures,
         window_secs: steady.window_secs,
         probes_per_sec: steady.probes_per_sec,
-        expected_per_sec: args.tasks as f64 / interval,
+        expected_per_sec: tasks as f64 / interval,
         late_probes: None,
         cpu: steady.cpu,
         sick,

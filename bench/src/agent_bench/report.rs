@@ -80,6 +80,9 @@ pub struct CpuFigures {
     pub master_pct: Option<f64>,
     /// Marathon.
     pub marathon_pct: Option<f64>,
+    /// The bench process itself: the check server (and, in the health
+    /// bench, the emulated agents and their checks).
+    pub bench_pct: f64,
 }
 
 /// What health checks at scale cost and how fast they find a sick task.
@@ -121,6 +124,7 @@ impl CheckFigures {
             pct("shims", self.cpu.shims_pct),
             pct("master", self.cpu.master_pct),
             pct("Marathon", self.cpu.marathon_pct),
+            pct("bench (check server)", Some(self.cpu.bench_pct)),
         ]
         .into_iter()
         .flatten()

@@ -295,6 +295,7 @@ impl Emulated {
         let marathon_pid = self.marathon.as_ref().map(Spawned::pid);
         let master_cpu = self.master.pid().map(|pid| CpuWindow::start(vec![pid]));
         let marathon_cpu = marathon_pid.map(|pid| CpuWindow::start(vec![pid]));
+        let bench = CpuWindow::start(vec![std::process::id()]);
         let requests = health.requests();
         let late = self.api.late_probes().await?;
         let started = Instant::now();
@@ -307,6 +308,7 @@ impl Emulated {
             shims_pct: None,
             master_pct: master_cpu.map(|w| w.percent()),
             marathon_pct: marathon_cpu.map(|w| w.percent()),
+            bench_pct: bench.percent(),
         };
 
         // Sick tasks, spread over the apps, timed until killed.

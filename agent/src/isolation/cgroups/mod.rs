@@ -312,6 +312,19 @@ impl Cgroup {
         }
     }
 
+    /// A descriptor that turns readable when the OOM killer may have struck
+    /// in this cgroup, so that [`oom_killed`](Self::oom_killed) need not be
+    /// polled. v1: an eventfd registered for `memory.oom_control` through
+    /// `cgroup.event_control`, signalled as the cgroup runs out of memory,
+    /// before the kill is counted (read `oom_killed` again shortly after);
+    /// v2: inotify on `memory.events`, modified as its counters grow.
+    pub fn oom_events(&self) -> Result<std::os::fd::OwnedFd, CgroupError> {
+        match self {
+            Cgroup::V1(c) => c.oom_events(),
+            Cgroup::V2(c) => c.oom_events(),
+        }
+    }
+
     /// Kills whatever is left and removes the cgroup's directories.
     /// Idempotent: destroying a destroyed cgroup succeeds.
     pub fn destroy(&self) -> Result<(), CgroupError> {

@@ -105,6 +105,8 @@ fn memory_hog_is_oom_killed_and_reported() {
     };
     let cg = m.create(&id(), &limits).unwrap();
     assert!(!cg.oom_killed().unwrap());
+    let events = cg.oom_events().expect("OOM events");
+    assert!(!readable(&events), "no OOM event before the hog");
     // `tail` buffers a "line" of /dev/zero that never ends: it allocates
     // until something stops it.
     let mut cmd = Command::new("tail");
@@ -113,7 +115,16 @@ fn memory_hog_is_oom_killed_and_reported() {
     let status = cmd.spawn().unwrap().wait().unwrap();
     assert_eq!(status.signal(), Some(9), "{status:?}");
     assert!(cg.oom_killed().unwrap());
+    assert!(readable(&events), "the OOM killer's work was signalled");
     cg.destroy().unwrap();
+}
+
+/// Whether `fd` has something to read, without waiting.
+fn readable(fd: &std::os::fd::OwnedFd) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    poll(&mut fds, PollTimeout::ZERO).unwrap() == 1
 }
 
 #[test]

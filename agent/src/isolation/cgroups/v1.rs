@@ -236,6 +236,24 @@ impl V1Cgroup {
         Ok(fs::keyed(&control, "oom_kill").unwrap_or(0) > 0)
     }
 
+    pub(super) fn oom_events(&self) -> Result<std::os::fd::OwnedFd, CgroupError> {
+        use nix::sys::eventfd::{EfdFlags, EventFd};
+        use std::os::fd::AsRawFd;
+        let control_path = self.memory.join("memory.oom_control");
+        let register = self.memory.join("cgroup.event_control");
+        let failed = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source: std::io::Error| CgroupError::Io { path, source }
+        };
+        let events = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+            .map_err(|e| failed(&register)(e.into()))?;
+        // The kernel keeps its own reference to the control file.
+        let control = std::fs::File::open(&control_path).map_err(failed(&control_path))?;
+        let line = format!("{} {}", events.as_raw_fd(), control.as_raw_fd());
+        std::fs::write(&register, line).map_err(failed(&register))?;
+        Ok(events.into())
+    }
+
     pub(super) fn destroy(&self) -> Result<(), CgroupError> {
         if self.memory.exists() && !self.pids()?.is_empty() {
             self.kill_all()?;

@@ -202,6 +202,21 @@ impl V2Cgroup {
         Ok(fs::keyed(&events, "oom_kill").unwrap_or(0) > 0)
     }
 
+    pub(super) fn oom_events(&self) -> Result<std::os::fd::OwnedFd, CgroupError> {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        let events = self.path.join("memory.events");
+        let failed = |source: nix::Error| CgroupError::Io {
+            path: events.clone(),
+            source: source.into(),
+        };
+        let inotify =
+            Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).map_err(failed)?;
+        inotify
+            .add_watch(&events, AddWatchFlags::IN_MODIFY)
+            .map_err(failed)?;
+        Ok(inotify.into())
+    }
+
     pub(super) fn destroy(&self) -> Result<(), CgroupError> {
         if self.path.exists() && !self.pids()?.is_empty() {
             self.kill_all()?;
