@@ -268,7 +268,7 @@ impl Agent {
             id: self.id.clone().map(|value| AgentId { value }),
             ..Default::default()
         };
-        let version = agora_common::VERSION.to_string();
+        let version = agora_common::build::MESOS_API_VERSION.to_string();
         let message = match self.id {
             None => agent_message::Message::Register(agent_message::Register {
                 agent_info: Some(agent_info),

@@ -62,6 +62,7 @@ fn main() -> ExitCode {
     if let Some(code) = executor_fast_path() {
         return code;
     }
+    agora_common::build::set_git_sha(env!("AGORA_GIT_SHA"));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

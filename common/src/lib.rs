@@ -5,10 +5,12 @@
 //! * [`task_state`]: which task states are terminal and which transitions are legal;
 //! * [`ids`]: id generation for frameworks, agents, offers;
 //! * [`backoff`]: exponential backoff for retries;
+//! * [`build`]: the API levels Agora reports and its own version and commit;
 //! * [`shutdown`]: a cloneable shutdown signal handed to every component's `run`;
 //! * [`telemetry`]: tracing set-up, used only by binaries and tests.
 
 pub mod backoff;
+pub mod build;
 pub mod ids;
 pub mod resources;
 pub mod shutdown;
@@ -16,6 +18,6 @@ pub mod task_state;
 pub mod telemetry;
 pub mod time;
 
-/// The Agora version reported by every component: purely numeric, as tools
-/// that compare Mesos versions expect.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Agora's own version, purely numeric (also what agents and masters
+/// exchange); what Mesos and Marathon clients see is in [`build`].
+pub const VERSION: &str = build::AGORA_VERSION;

@@ -134,6 +134,15 @@ async fn info_leader_ping_plugins_metrics() {
         assert!(info.get(key).is_some(), "/v2/info lacks {key}: {info}");
     }
     assert_eq!(info["name"], "marathon");
+    // Clients gate features on Marathon's version: the API level Agora
+    // implements, with Agora's own version and commit in `buildref`.
+    assert_eq!(info["version"], agora_common::build::MARATHON_API_VERSION);
+    assert!(
+        info["buildref"]
+            .as_str()
+            .is_some_and(|b| b.starts_with(&format!("agora-{}", agora_common::VERSION))),
+        "{info}"
+    );
     assert_eq!(info["elected"], true);
     assert!(info["marathon_config"].is_object());
     assert!(info["zookeeper_config"].is_object());

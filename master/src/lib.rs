@@ -204,7 +204,7 @@ pub async fn start_with(
         port: u32::from(addr.port()),
         pid: Some(pid.clone()),
         hostname: Some(config.hostname.clone()),
-        version: Some(agora_common::VERSION.to_string()),
+        version: Some(agora_common::build::MESOS_API_VERSION.to_string()),
         address: Some(Address {
             hostname: Some(config.hostname.clone()),
             ip: Some(ip.to_string()),

@@ -28,7 +28,7 @@ impl Actor {
                 .map(|k| k.container_type() as i32)
                 .collect(),
         };
-        let version = agora_common::VERSION.to_string();
+        let version = agora_common::build::MESOS_API_VERSION.to_string();
         let message = match agent_id {
             None => M::Register(agent_message::Register {
                 agent_info: Some(agent_info),

@@ -69,7 +69,14 @@ pub fn router(
         .route("/slave(1)/health", get(|| async { StatusCode::OK }))
         .route(
             "/version",
-            get(|| async { Json(json!({ "version": agora_common::VERSION })) }),
+            get(|| async {
+                use agora_common::build;
+                Json(json!({
+                    "version": build::MESOS_API_VERSION,
+                    "git_sha": build::git_sha(),
+                    "git_tag": build::git_tag(),
+                }))
+            }),
         )
         .route("/metrics/snapshot", get(get_metrics))
         .route("/monitor/statistics", get(get_statistics))

@@ -200,7 +200,9 @@ pub fn state_json(s: &Snapshot) -> Value {
         .map(|a| (a.name.clone(), json!(attribute_text(a))))
         .collect();
     json!({
-        "version": agora_common::VERSION,
+        "version": agora_common::build::MESOS_API_VERSION,
+        "git_sha": agora_common::build::git_sha(),
+        "git_tag": agora_common::build::git_tag(),
         "id": agent_id,
         "pid": s.pid,
         "hostname": s.hostname,

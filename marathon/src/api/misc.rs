@@ -2,6 +2,7 @@
 
 use std::sync::atomic::Ordering;
 
+use agora_common::build;
 use serde_json::{json, Value};
 use warp::http::Method;
 
@@ -10,9 +11,6 @@ use super::{deployment_reply, empty_reply, json_reply, ApiContext, Reply, Reques
 use crate::core::read;
 use crate::error::ApiError;
 use crate::model::PathId;
-
-/// The build this binary is.
-const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub(super) fn ping() -> Reply {
     warp::http::Response::builder()
@@ -28,8 +26,8 @@ pub(super) fn info(ctx: &ApiContext) -> Reply {
     let st = read(&ctx.state);
     let mut info = json!({
         "name": "marathon",
-        "version": VERSION,
-        "buildref": option_env!("AGORA_BUILDREF").unwrap_or("unknown"),
+        "version": build::MARATHON_API_VERSION,
+        "buildref": build::buildref(),
         "elected": st.leadership.elected,
         "marathon_config": {
             "checkpoint": true,

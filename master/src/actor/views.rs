@@ -348,7 +348,9 @@ impl Master {
             .map(|f| self.framework_json(f))
             .collect();
         json!({
-            "version": agora_common::VERSION,
+            "version": agora_common::build::MESOS_API_VERSION,
+            "git_sha": agora_common::build::git_sha(),
+            "git_tag": agora_common::build::git_tag(),
             "build_date": "",
             "start_time": self.start_time,
             "elected_time": self.start_time,

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use agora_common::build;
 use axum::extract::{Form, OriginalUri, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -85,7 +86,9 @@ async fn standby_state(leadership: &Leadership) -> Value {
     let info = leadership.info();
     let leader = leadership.leader_address().await;
     let mut state = json!({
-        "version": agora_common::VERSION,
+        "version": build::MESOS_API_VERSION,
+        "git_sha": build::git_sha(),
+        "git_tag": build::git_tag(),
         "id": info.id,
         "pid": info.pid,
         "hostname": info.hostname,
@@ -201,11 +204,15 @@ async fn health() -> StatusCode {
     StatusCode::OK
 }
 
+/// Mesos' `/version`: the Mesos API level, and Agora's own version and
+/// commit as its tag and sha.
 async fn version() -> Json<Value> {
     Json(json!({
-        "version": agora_common::VERSION,
-        "git_sha": option_env!("AGORA_GIT_SHA").unwrap_or(""),
+        "version": build::MESOS_API_VERSION,
+        "git_sha": build::git_sha(),
+        "git_tag": build::git_tag(),
         "build_date": "",
+        "build_time": 0,
         "build_user": "",
     }))
 }

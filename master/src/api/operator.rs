@@ -39,8 +39,8 @@ impl Operator for OperatorService {
         _: Request<GetVersionRequest>,
     ) -> Result<Response<GetVersionResponse>, Status> {
         Ok(Response::new(GetVersionResponse {
-            version: agora_common::VERSION.to_string(),
-            git_sha: option_env!("AGORA_GIT_SHA").unwrap_or("").to_string(),
+            version: agora_common::build::MESOS_API_VERSION.to_string(),
+            git_sha: agora_common::build::git_sha().to_string(),
         }))
     }
 
