@@ -161,6 +161,42 @@ async fn info_leader_ping_plugins_metrics() {
     cluster.stop().await;
 }
 
+/// `HEAD /v2/pods` answered 200 and told clients pods were supported; their
+/// pod calls then 404'd, and pods in a group were dropped silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_pods_are_advertised_and_pods_in_a_group_are_refused() {
+    let (cluster, marathon) = start().await;
+    for method in ["HEAD", "GET"] {
+        let answer = marathon.call(method, "/v2/pods", None).await;
+        assert_eq!(answer.status, 404, "{method} /v2/pods: {}", answer.text);
+    }
+    let pod = r#"{"id": "/shop", "pods": [{"id": "/shop/cart", "containers": []}],
+                  "groups": [{"id": "/shop/back", "pods": [{"id": "/shop/back/db"}]}]}"#;
+    let refused = marathon.call("POST", "/v2/groups", Some(pod)).await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    let paths: Vec<&str> = refused.body["details"]
+        .as_array()
+        .expect("details")
+        .iter()
+        .filter_map(|d| d["path"].as_str())
+        .collect();
+    assert_eq!(paths, ["/pods", "/groups(0)/pods"], "{}", refused.text);
+    assert!(
+        refused.text.contains("Pods are not supported"),
+        "{}",
+        refused.text
+    );
+    // Nothing was stored.
+    let missing = marathon.call("GET", "/v2/groups/shop", None).await;
+    assert_eq!(missing.status, 404, "{}", missing.text);
+    // What `GET /v2/groups` renders (`"pods": []`) goes back in unchanged.
+    let round_trip = r#"{"id": "/shop", "pods": [], "apps": [{"id": "/shop/web", "cmd": "sleep 60", "instances": 0}]}"#;
+    let created = marathon.call("POST", "/v2/groups", Some(round_trip)).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    marathon.stop().await;
+    cluster.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_validation_error_class() {
     let (cluster, marathon) = start().await;

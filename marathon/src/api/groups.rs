@@ -87,7 +87,12 @@ async fn versions(ctx: &ApiContext, id: &PathId) -> Result<Reply, ApiError> {
 }
 
 fn parse_update(req: &Request) -> Result<GroupUpdate, ApiError> {
-    parse_json::<GroupUpdate>(&req.body)
+    let update = parse_json::<GroupUpdate>(&req.body)?;
+    let unsupported = update.unsupported();
+    if !unsupported.is_empty() {
+        return Err(ApiError::Invalid(unsupported));
+    }
+    Ok(update)
 }
 
 async fn create(ctx: &ApiContext, req: &Request, parent: PathId) -> Result<Reply, ApiError> {

@@ -314,8 +314,8 @@ async fn route(ctx: &ApiContext, req: &Request) -> Result<Reply, ApiError> {
         ["v2", "plugins"] if m == Method::GET => {
             Ok(json_reply(200, &serde_json::json!({"plugins": []})))
         }
-        ["v2", "pods"] if m == Method::GET => Ok(json_reply(200, &serde_json::json!([]))),
-        ["v2", "pods"] if m == Method::HEAD => Ok(empty_reply(200)),
+        // No pods: `/v2/pods` answers 404, as a Marathon without pods does,
+        // so that clients probing it (`HEAD /v2/pods`) leave pods alone.
         ["v2", "events"] if m == Method::GET => Ok(events::stream(ctx, req)),
         ["v2", "queue"] if m == Method::GET => Ok(misc::queue(ctx, req)),
         ["v2", "queue", rest @ .., "delay"] if m == Method::DELETE && !rest.is_empty() => {

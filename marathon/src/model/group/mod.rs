@@ -93,7 +93,9 @@ impl GroupEmbed {
 /// The body of `POST`/`PUT /v2/groups[/{id}]`.
 ///
 /// Apps are kept as JSON until [`RootGroup::apply_update`] has resolved their
-/// ids against the group they are in; pods are accepted and ignored.
+/// ids against the group they are in. Agora has no pods: an empty `pods`
+/// (what `GET` renders) is accepted, any pod refused
+/// ([`GroupUpdate::unsupported`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupUpdate {
@@ -118,12 +120,38 @@ pub struct GroupUpdate {
     /// Whether apps in the group must use the group's role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enforce_role: Option<bool>,
-    /// Pods: accepted, ignored.
+    /// Pods: only none (Agora runs no pods).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pods: Option<Value>,
 }
 
+/// What Marathon says of a pod where it runs none.
+pub const NO_PODS: &str =
+    "Pods are not supported: this Marathon runs apps only (Agora has no pods yet)";
+
 impl GroupUpdate {
+    /// What this update asks for that Agora cannot carry out: pods, in this
+    /// group or any beneath it (`/pods`, `/groups(0)/pods`, ...).
+    pub fn unsupported(&self) -> Vec<Violation> {
+        let mut found = Vec::new();
+        self.collect_unsupported("", &mut found);
+        found
+    }
+
+    fn collect_unsupported(&self, path: &str, found: &mut Vec<Violation>) {
+        let has_pods = match &self.pods {
+            None | Some(Value::Null) => false,
+            Some(Value::Array(pods)) => !pods.is_empty(),
+            Some(_) => true,
+        };
+        if has_pods {
+            found.push(Violation::new(format!("{path}/pods"), NO_PODS));
+        }
+        for (i, group) in self.groups.iter().flatten().enumerate() {
+            group.collect_unsupported(&format!("{path}/groups({i})"), found);
+        }
+    }
+
     /// Whether the update changes the group's structure (apps, subgroups or dependencies).
     fn is_structural(&self) -> bool {
         self.apps.is_some() || self.groups.is_some() || self.dependencies.is_some()

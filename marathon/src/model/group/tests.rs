@@ -488,3 +488,19 @@ fn rollback_takes_the_old_subtree() {
     let whole = current.with_group_from(&PathId::root(), &old, t(4));
     assert_eq!(ids(&whole), ids(&old));
 }
+
+#[test]
+fn pods_anywhere_in_an_update_are_refused_by_path_and_none_accepted() {
+    let update =
+        |v: serde_json::Value| -> GroupUpdate { serde_json::from_value(v).expect("update") };
+    let none = update(json!({"id": "/a", "pods": [], "groups": [{"id": "b", "pods": null}]}));
+    assert!(none.unsupported().is_empty());
+    assert!(update(json!({"id": "/a"})).unsupported().is_empty());
+    let some = update(json!({
+        "pods": [{"id": "p"}],
+        "groups": [{"id": "x"}, {"id": "y", "groups": [{"id": "z", "pods": {"id": "q"}}]}]
+    }));
+    let paths: Vec<String> = some.unsupported().into_iter().map(|v| v.path).collect();
+    assert_eq!(paths, ["/pods", "/groups(1)/groups(0)/pods"]);
+    assert_eq!(some.unsupported()[0].errors, [NO_PODS]);
+}
