@@ -197,6 +197,54 @@ async fn no_pods_are_advertised_and_pods_in_a_group_are_refused() {
     cluster.stop().await;
 }
 
+/// `PUT /v2/groups?dryRun=true` deployed the group instead of returning the
+/// steps it would take.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_returns_the_plan_and_changes_nothing() {
+    let (cluster, marathon) = start().await;
+    let group = r#"{"id": "/dry", "apps": [{"id": "web", "cmd": "sleep 60", "instances": 2}]}"#;
+    let root = format!(r#"{{"groups": [{group}]}}"#);
+    for (path, body) in [
+        ("/v2/groups/dry?dryRun=true", group),
+        ("/v2/groups?dryRun=true", root.as_str()),
+    ] {
+        let answer = marathon.call("PUT", path, Some(body)).await;
+        assert_eq!(answer.status, 200, "{path}: {}", answer.text);
+        assert!(answer.deployment_id.is_none(), "{path}: no deployment");
+        let actions: Vec<(String, String)> = answer.body["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .flat_map(|s| s["actions"].as_array().cloned().unwrap_or_default())
+            .map(|a| {
+                (
+                    a["action"].as_str().unwrap_or_default().into(),
+                    a["app"].as_str().unwrap_or_default().into(),
+                )
+            })
+            .collect();
+        assert!(
+            actions.contains(&("StartApplication".into(), "/dry/web".into())),
+            "{path}: {}",
+            answer.text
+        );
+        assert_eq!(
+            marathon.call("GET", "/v2/groups/dry", None).await.status,
+            404,
+            "{path} stored the group"
+        );
+        assert_eq!(marathon.get("/v2/deployments").await, json!([]), "{path}");
+    }
+    // Invalid is invalid, dry or not.
+    let bad = r#"{"id": "/dry", "apps": [{"id": "web", "cmd": "sleep 60", "instances": -1}]}"#;
+    let refused = marathon
+        .call("PUT", "/v2/groups?dryRun=true", Some(bad))
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    marathon.stop().await;
+    cluster.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_validation_error_class() {
     let (cluster, marathon) = start().await;

@@ -127,6 +127,7 @@ async fn create(ctx: &ApiContext, req: &Request, parent: PathId) -> Result<Reply
 
 async fn update(ctx: &ApiContext, req: &Request, id: PathId) -> Result<Reply, ApiError> {
     let force = req.flag("force", false)?;
+    let dry_run = req.flag("dryRun", false)?;
     let update = parse_update(req)?;
     let defaults = ctx.defaults.clone();
     let rollback_to = match update.version {
@@ -157,6 +158,11 @@ async fn update(ctx: &ApiContext, req: &Request, id: PathId) -> Result<Reply, Ap
         }
         root.apply_update(&id, update, version, &defaults)
     });
+    if dry_run {
+        // The steps Marathon would take; nothing is stored or started.
+        let plan = ctx.core.plan(change).await?;
+        return Ok(json_reply(200, &serde_json::json!({"steps": plan.steps})));
+    }
     let result = ctx.core.change(force, change).await?;
     Ok(deployment_reply(200, &result))
 }

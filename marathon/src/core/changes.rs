@@ -17,15 +17,26 @@ use crate::model::{Instance, PathId, RootGroup, Timestamp};
 use crate::scheduler::ports::assign_service_ports;
 use crate::storage::{GroupSnapshot, Write};
 
+/// A change worked out and not yet stored.
+struct Prepared {
+    current: RootGroup,
+    target: RootGroup,
+    version: Timestamp,
+    plan: DeploymentPlan,
+}
+
 impl Core {
     /// Computes, validates, stores and starts a change. `decommission`
     /// instances are killed for good as part of it (kills with `scale`).
-    pub(super) async fn apply_change(
-        &mut self,
-        change: ChangeFn,
-        force: bool,
-        decommission: Vec<String>,
-    ) -> Result<Result<DeploymentResult, ApiError>, CoreError> {
+    /// What `change` would do, stored nowhere: its validated target and
+    /// the plan from the current root to it (`dryRun`).
+    pub(super) fn plan_change(&self, change: ChangeFn) -> Result<DeploymentPlan, ApiError> {
+        self.prepare(change).map(|prepared| prepared.plan)
+    }
+
+    /// The change's target (service ports assigned, validated), and the
+    /// plan to it from the current root.
+    fn prepare(&self, change: ChangeFn) -> Result<Prepared, ApiError> {
         let (current, last_version) = {
             let st = self.state();
             let last = st
@@ -37,18 +48,36 @@ impl Core {
             (st.root.clone(), last)
         };
         let version = last_version.next_after();
-        let mut target = match change(&current, version) {
-            Ok(target) => target,
-            Err(e) => return Ok(Err(e)),
-        };
-        if let Err(e) = self.assign_service_ports(&current, &mut target) {
-            return Ok(Err(e));
-        }
+        let mut target = change(&current, version)?;
+        self.assign_service_ports(&current, &mut target)?;
         let violations = validate_root(&target);
         if !violations.is_empty() {
-            return Ok(Err(ApiError::Invalid(violations)));
+            return Err(ApiError::Invalid(violations));
         }
-        let mut new_plan = plan(&current, &target, version);
+        let plan = plan(&current, &target, version);
+        Ok(Prepared {
+            current,
+            target,
+            version,
+            plan,
+        })
+    }
+
+    pub(super) async fn apply_change(
+        &mut self,
+        change: ChangeFn,
+        force: bool,
+        decommission: Vec<String>,
+    ) -> Result<Result<DeploymentResult, ApiError>, CoreError> {
+        let Prepared {
+            current,
+            target,
+            version,
+            plan: mut new_plan,
+        } = match self.prepare(change) {
+            Ok(prepared) => prepared,
+            Err(e) => return Ok(Err(e)),
+        };
         let conflicting: Vec<String> = self
             .state()
             .deployments

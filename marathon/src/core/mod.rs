@@ -85,6 +85,13 @@ pub enum Command {
         /// The answer.
         reply: oneshot::Sender<Result<DeploymentResult, ApiError>>,
     },
+    /// What a change would do, stored nowhere (`dryRun`).
+    Plan {
+        /// The change.
+        change: ChangeFn,
+        /// The plan it would start.
+        reply: oneshot::Sender<Result<crate::deploy::plan::DeploymentPlan, ApiError>>,
+    },
     /// Kills tasks by id.
     KillTasks {
         /// Task ids (unknown ones are ignored).
@@ -155,6 +162,14 @@ impl CoreHandle {
             reply,
         })
         .await
+    }
+
+    /// The plan a change would start, changing nothing.
+    pub async fn plan(
+        &self,
+        change: ChangeFn,
+    ) -> Result<crate::deploy::plan::DeploymentPlan, ApiError> {
+        self.ask(|reply| Command::Plan { change, reply }).await
     }
 
     /// Kills tasks.
@@ -505,6 +520,9 @@ impl Core {
             } => {
                 let result = self.apply_change(change, force, Vec::new()).await?;
                 let _ = reply.send(result);
+            }
+            Command::Plan { change, reply } => {
+                let _ = reply.send(self.plan_change(change));
             }
             Command::KillTasks {
                 task_ids,
