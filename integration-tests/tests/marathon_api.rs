@@ -245,6 +245,42 @@ async fn a_dry_run_returns_the_plan_and_changes_nothing() {
     cluster.stop().await;
 }
 
+/// `DELETE /v2/leader` on a lone Marathon left it answering 503 `Could not
+/// determine the current leader` for good: it must rejoin the election and
+/// lead again. A backup it cannot write is refused, not ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_marathon_leads_again_after_abdicating() {
+    let (cluster, marathon) = start().await;
+    let refused = marathon
+        .call(
+            "DELETE",
+            "/v2/leader?backup=file:///tmp/marathon-backup",
+            None,
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(refused.text.contains("'backup'"), "{}", refused.text);
+    assert_eq!(marathon.call("GET", "/v2/apps", None).await.status, 200);
+
+    let abdicated = marathon.call("DELETE", "/v2/leader", None).await;
+    assert_eq!(abdicated.status, 200, "{}", abdicated.text);
+    // It steps down (for 2 s, room for another instance to take over)...
+    assert_eventually!(
+        Duration::from_secs(10),
+        marathon.call("GET", "/v2/apps", None).await.status == 503,
+        "the Marathon did not step down"
+    );
+    // ...and, alone, leads again.
+    assert_eventually!(
+        Duration::from_secs(20),
+        marathon.call("GET", "/v2/apps", None).await.status == 200
+            && marathon.get("/v2/info").await["elected"] == true,
+        "the lone Marathon did not lead again after abdicating"
+    );
+    marathon.stop().await;
+    cluster.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_validation_error_class() {
     let (cluster, marathon) = start().await;

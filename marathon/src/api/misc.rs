@@ -84,6 +84,17 @@ pub(super) async fn leader(ctx: &ApiContext, req: &Request) -> Result<Reply, Api
             "HTTP method not allowed for this resource".into(),
         ));
     }
+    // Marathon writes a backup of its state to `backup` (and reads one
+    // from `restore`) as it steps down; Agora does neither yet, so it says
+    // so rather than stepping down as if it had.
+    for unsupported in ["backup", "restore"] {
+        if req.param(unsupported).is_some() {
+            return Err(ApiError::BadRequest(format!(
+                "Query parameter '{unsupported}' is not supported by this Marathon: \
+                 it writes and restores no backups; leadership was not abdicated"
+            )));
+        }
+    }
     ctx.abdicate
         .send(())
         .await
