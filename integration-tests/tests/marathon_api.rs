@@ -281,6 +281,65 @@ async fn a_lone_marathon_leads_again_after_abdicating() {
     cluster.stop().await;
 }
 
+/// TRACE and other methods a path does not declare got 404s and other
+/// codes: they answer 405 with the methods the path takes in `Allow`, and
+/// `HEAD` answers wherever `GET` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undeclared_methods_answer_405_with_allow() {
+    let (cluster, marathon) = start().await;
+    let app = r#"{"id": "/hyg", "cmd": "sleep 60", "instances": 0}"#;
+    assert_eq!(
+        marathon.call("POST", "/v2/apps", Some(app)).await.status,
+        201
+    );
+    let http = reqwest::Client::new();
+    let table = [
+        ("TRACE", "/v2/apps", "GET, HEAD, POST, PUT, PATCH"),
+        ("DELETE", "/v2/apps", "GET, HEAD, POST, PUT, PATCH"),
+        ("POST", "/v2/apps/hyg", "GET, HEAD, PUT, PATCH, DELETE"),
+        ("GET", "/v2/apps/hyg/restart", "POST"),
+        ("PUT", "/v2/apps/hyg/tasks", "GET, HEAD, DELETE"),
+        ("POST", "/v2/apps/hyg/versions", "GET, HEAD"),
+        ("TRACE", "/v2/groups", "GET, HEAD, POST, PUT, PATCH, DELETE"),
+        ("POST", "/v2/info", "GET, HEAD"),
+        ("PUT", "/v2/leader", "GET, HEAD, DELETE"),
+        ("DELETE", "/v2/tasks", "GET, HEAD"),
+        ("GET", "/v2/tasks/delete", "POST"),
+        ("POST", "/ping", "GET, HEAD"),
+        ("OPTIONS", "/metrics", "GET, HEAD"),
+    ];
+    for (method, path, allow) in table {
+        let answer = http
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).expect("method"),
+                format!("{}{path}", marathon.url()),
+            )
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(answer.status(), 405, "{method} {path}");
+        assert_eq!(
+            answer.headers().get("allow").and_then(|v| v.to_str().ok()),
+            Some(allow),
+            "{method} {path}"
+        );
+    }
+    for path in ["/v2/info", "/v2/apps", "/v2/apps/hyg", "/ping"] {
+        let answer = http
+            .head(format!("{}{path}", marathon.url()))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(answer.status(), 200, "HEAD {path}");
+        assert!(
+            answer.bytes().await.expect("body").is_empty(),
+            "HEAD {path}"
+        );
+    }
+    marathon.stop().await;
+    cluster.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_validation_error_class() {
     let (cluster, marathon) = start().await;

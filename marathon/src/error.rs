@@ -71,6 +71,9 @@ pub enum ApiError {
         /// The deployments holding the lock.
         deployments: Vec<String>,
     },
+    /// 405: the path does not take this method; these it takes (`Allow`).
+    #[error("HTTP method not allowed for this resource")]
+    MethodNotAllowed(&'static [&'static str]),
     /// 503: this instance cannot serve the call now (no leader, store down).
     #[error("{0}")]
     Unavailable(String),
@@ -112,6 +115,7 @@ impl ApiError {
             ApiError::Invalid(_) => 422,
             ApiError::InvalidJson(_) | ApiError::BadRequest(_) => 400,
             ApiError::NotFound(_) => 404,
+            ApiError::MethodNotAllowed(_) => 405,
             ApiError::Exists(_) | ApiError::Locked { .. } => 409,
             ApiError::Unavailable(_) => 503,
             ApiError::Internal(_) => 500,

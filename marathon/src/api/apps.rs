@@ -25,7 +25,9 @@ pub(super) async fn route(
             Method::GET => Ok(list(ctx, req, None)),
             Method::POST => create(ctx, req).await,
             Method::PUT | Method::PATCH => update_many(ctx, req).await,
-            _ => Err(method_not_allowed()),
+            _ => Err(ApiError::MethodNotAllowed(&[
+                "GET", "HEAD", "POST", "PUT", "PATCH",
+            ])),
         };
     }
     if rest.last() == Some(&"*") && *m == Method::GET {
@@ -33,34 +35,37 @@ pub(super) async fn route(
         return Ok(list(ctx, req, Some(group)));
     }
     match split_resource(ctx, rest) {
-        (app, Some(("restart", []))) if *m == Method::POST => restart(ctx, req, app).await,
+        (app, Some(("restart", []))) => match *m {
+            Method::POST => restart(ctx, req, app).await,
+            _ => Err(ApiError::MethodNotAllowed(&["POST"])),
+        },
         (app, Some(("tasks", []))) => match *m {
             Method::GET => app_tasks(ctx, &app),
             Method::DELETE => kill_app_tasks(ctx, req, &app).await,
-            _ => Err(method_not_allowed()),
+            _ => Err(ApiError::MethodNotAllowed(&["GET", "HEAD", "DELETE"])),
         },
-        (app, Some(("tasks", [task]))) if *m == Method::DELETE => {
-            kill_one_task(ctx, req, &app, task).await
-        }
-        (app, Some(("versions", []))) if *m == Method::GET => versions(ctx, &app).await,
-        (app, Some(("versions", [version]))) if *m == Method::GET => {
-            version_of(ctx, &app, version).await
-        }
+        (app, Some(("tasks", [task]))) => match *m {
+            Method::DELETE => kill_one_task(ctx, req, &app, task).await,
+            _ => Err(ApiError::MethodNotAllowed(&["DELETE"])),
+        },
+        (app, Some(("versions", rest))) if rest.len() <= 1 => match (*m == Method::GET, rest) {
+            (true, []) => versions(ctx, &app).await,
+            (true, [version]) => version_of(ctx, &app, version).await,
+            _ => Err(ApiError::MethodNotAllowed(&["GET", "HEAD"])),
+        },
         (app, None) => match *m {
             Method::GET => show(ctx, req, &app),
             Method::PUT | Method::PATCH => update_one(ctx, req, app).await,
             Method::DELETE => delete(ctx, req, app).await,
-            _ => Err(method_not_allowed()),
+            _ => Err(ApiError::MethodNotAllowed(&[
+                "GET", "HEAD", "PUT", "PATCH", "DELETE",
+            ])),
         },
         _ => Err(ApiError::NotFound(format!(
             "The requested resource '{}' could not be found",
             req.raw_path
         ))),
     }
-}
-
-fn method_not_allowed() -> ApiError {
-    ApiError::NotFound("HTTP method not allowed for this resource".into())
 }
 
 /// Splits `prod/web/tasks/t1` into the app id and the sub-resource. A

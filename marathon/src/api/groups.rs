@@ -25,9 +25,9 @@ pub(super) async fn route(
         Method::POST => create(ctx, req, id).await,
         Method::PUT | Method::PATCH => update(ctx, req, id).await,
         Method::DELETE => delete(ctx, req, id).await,
-        _ => Err(ApiError::NotFound(
-            "HTTP method not allowed for this resource".into(),
-        )),
+        _ => Err(ApiError::MethodNotAllowed(&[
+            "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
+        ])),
     }
 }
 

@@ -80,9 +80,7 @@ pub(super) async fn leader(ctx: &ApiContext, req: &Request) -> Result<Reply, Api
         };
     }
     if req.method != Method::DELETE {
-        return Err(ApiError::NotFound(
-            "HTTP method not allowed for this resource".into(),
-        ));
+        return Err(ApiError::MethodNotAllowed(&["GET", "HEAD", "DELETE"]));
     }
     // Marathon writes a backup of its state to `backup` (and reads one
     // from `restore`) as it steps down; Agora does neither yet, so it says

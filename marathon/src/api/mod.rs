@@ -202,7 +202,32 @@ pub fn newest_first(
 }
 
 fn error_reply(e: &ApiError) -> Reply {
-    json_reply(e.status(), &e.body())
+    let mut reply = json_reply(e.status(), &e.body());
+    if let ApiError::MethodNotAllowed(allow) = e {
+        if let Ok(v) = allow.join(", ").parse() {
+            reply.headers_mut().insert("Allow", v);
+        }
+    }
+    reply
+}
+
+/// Methods of the API's fixed paths (apps and groups say theirs where they
+/// route); `HEAD` wherever `GET` is, as HTTP has it.
+const GET: &[&str] = &["GET", "HEAD"];
+const GET_DELETE: &[&str] = &["GET", "HEAD", "DELETE"];
+const POST: &[&str] = &["POST"];
+const DELETE: &[&str] = &["DELETE"];
+
+/// What a fixed path takes, `None` for the paths routed further.
+fn fixed_methods(segments: &[&str]) -> Option<&'static [&'static str]> {
+    Some(match segments {
+        ["ping"] | ["metrics"] => GET,
+        ["v2", "info" | "plugins" | "events" | "queue" | "deployments" | "tasks"] => GET,
+        ["v2", "leader"] | ["v2", "deployments", _] => GET_DELETE,
+        ["v2", "tasks", "delete"] => POST,
+        ["v2", "queue", rest @ .., "delay"] if !rest.is_empty() => DELETE,
+        _ => return None,
+    })
 }
 
 /// Serves the API on `listener` until `shutdown` resolves.
@@ -279,6 +304,11 @@ async fn handle(ctx: &ApiContext, req: Request) -> Reply {
             _ => unavailable("Could not determine the current leader".into()),
         };
     }
+    // `HEAD` is answered as `GET`, without the body (the server drops it).
+    let mut req = req;
+    if req.method == Method::HEAD {
+        req.method = Method::GET;
+    }
     let mut reply = match route(ctx, &req).await {
         Ok(reply) => reply,
         Err(e) => error_reply(&e),
@@ -306,6 +336,11 @@ pub fn own_address(ctx: &ApiContext) -> String {
 async fn route(ctx: &ApiContext, req: &Request) -> Result<Reply, ApiError> {
     let segments: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     let m = &req.method;
+    if let Some(allow) = fixed_methods(&segments) {
+        if !allow.contains(&m.as_str()) {
+            return Err(ApiError::MethodNotAllowed(allow));
+        }
+    }
     match segments.as_slice() {
         ["ping"] => Ok(misc::ping()),
         ["metrics"] => Ok(misc::metrics(ctx)),
