@@ -340,6 +340,57 @@ async fn undeclared_methods_answer_405_with_allow() {
     cluster.stop().await;
 }
 
+/// `GET /v2/apps/{id}/tasks` answered JSON only: like `/v2/tasks`, it gives
+/// Marathon's text form for `Accept: text/plain` (tools built for
+/// haproxy-marathon-bridge read it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_tasks_answer_in_text_for_text_clients() {
+    let (cluster, marathon) = start().await;
+    let app = r#"{"id": "/txt", "cmd": "sleep 60", "instances": 1, "cpus": 0.1, "mem": 16,
+                  "portDefinitions": [{"port": 0}]}"#;
+    assert_eq!(
+        marathon.call("POST", "/v2/apps", Some(app)).await.status,
+        201
+    );
+    assert_eventually!(
+        Duration::from_secs(20),
+        marathon.get("/v2/apps/txt").await["app"]["tasksRunning"] == 1,
+        "the task did not run"
+    );
+    let shown = marathon.get("/v2/apps/txt").await;
+    let service_port = shown["app"]["portDefinitions"][0]["port"]
+        .as_u64()
+        .expect("service port");
+    let task = &marathon.get("/v2/apps/txt/tasks").await["tasks"][0];
+    let endpoint = format!(
+        "{}:{}",
+        task["host"].as_str().expect("host"),
+        task["ports"][0].as_u64().expect("port")
+    );
+    let http = reqwest::Client::new();
+    for path in ["/v2/apps/txt/tasks", "/v2/tasks"] {
+        let answer = http
+            .get(format!("{}{path}", marathon.url()))
+            .header("accept", "text/plain")
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(answer.status(), 200, "{path}");
+        let content_type = answer.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .to_string();
+        assert!(
+            content_type.starts_with("text/plain"),
+            "{path}: {content_type}"
+        );
+        let text = answer.text().await.expect("text");
+        assert_eq!(text, format!("txt\t{service_port}\t{endpoint}\n"), "{path}");
+    }
+    marathon.stop().await;
+    cluster.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_validation_error_class() {
     let (cluster, marathon) = start().await;

@@ -40,7 +40,7 @@ pub(super) async fn route(
             _ => Err(ApiError::MethodNotAllowed(&["POST"])),
         },
         (app, Some(("tasks", []))) => match *m {
-            Method::GET => app_tasks(ctx, &app),
+            Method::GET => app_tasks(ctx, req, &app),
             Method::DELETE => kill_app_tasks(ctx, req, &app).await,
             _ => Err(ApiError::MethodNotAllowed(&["GET", "HEAD", "DELETE"])),
         },
@@ -355,9 +355,15 @@ async fn restart(ctx: &ApiContext, req: &Request, id: PathId) -> Result<Reply, A
     Ok(deployment_reply(200, &result))
 }
 
-fn app_tasks(ctx: &ApiContext, id: &PathId) -> Result<Reply, ApiError> {
+/// `GET /v2/apps/{id}/tasks`: JSON, or Marathon's text form for
+/// `Accept: text/plain`.
+fn app_tasks(ctx: &ApiContext, req: &Request, id: &PathId) -> Result<Reply, ApiError> {
     let st = read(&ctx.state);
     let app = st.root.app(id).ok_or_else(|| ApiError::unknown_app(id))?;
+    if super::tasks::wants_text(req) {
+        let instances = st.app_instances(id);
+        return Ok(super::tasks::text_list(&st, &instances, Some(id)));
+    }
     let tasks: Vec<Value> = st
         .app_instances(id)
         .into_iter()

@@ -23,13 +23,8 @@ pub(super) fn list(ctx: &ApiContext, req: &Request) -> Result<Reply, ApiError> {
         .values()
         .filter(|i| wanted.is_empty() || wanted.iter().any(|w| w == i.state.as_str()))
         .collect();
-    let plain = req
-        .headers
-        .get("accept")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/plain") && !a.contains("application/json"));
-    if plain {
-        return Ok(text_list(&st, &selected));
+    if wants_text(req) {
+        return Ok(text_list(&st, &selected, None));
     }
     let tasks: Vec<Value> = selected
         .iter()
@@ -38,10 +33,27 @@ pub(super) fn list(ctx: &ApiContext, req: &Request) -> Result<Reply, ApiError> {
     Ok(json_reply(200, &json!({ "tasks": tasks })))
 }
 
-/// `app_safe_id<TAB>service port<TAB>host:port...` per app and port, as Marathon's text form.
-fn text_list(st: &crate::core::State, instances: &[&Instance]) -> Reply {
+/// Whether the client asks for Marathon's text form (`Accept: text/plain`,
+/// JSON not asked for).
+pub(super) fn wants_text(req: &Request) -> bool {
+    req.headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/plain") && !a.contains("application/json"))
+}
+
+/// `app_safe_id<TAB>service port<TAB>host:port...` per app (all, or `only`)
+/// and port, as Marathon's text form.
+pub(super) fn text_list(
+    st: &crate::core::State,
+    instances: &[&Instance],
+    only: Option<&crate::model::PathId>,
+) -> Reply {
     let mut out = String::new();
     for app in st.root.apps.values() {
+        if only.is_some_and(|id| *id != app.id) {
+            continue;
+        }
         let mine: Vec<&&Instance> = instances.iter().filter(|i| i.app_id == app.id).collect();
         for (n, service_port) in app.service_ports().iter().enumerate() {
             out.push_str(&format!("{}\t{}\t", app.id.safe(), service_port));
