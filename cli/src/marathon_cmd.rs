@@ -114,6 +114,7 @@ impl MarathonArgs {
             mesos_role: self.mesos_role.clone(),
             failover_timeout: self.failover_timeout,
             zk_max_versions: self.zk_max_versions,
+            zk_session_timeout: self.zk_session_timeout,
             decline_offer_duration: self.decline_offer_duration,
             max_instances_per_offer: self.max_instances_per_offer,
             reconciliation_interval: self.reconciliation_interval,

@@ -99,6 +99,15 @@ fn assert_only_keys(value: &Value, allowed: &[&str], what: &str) {
     );
 }
 
+fn marathon_port(marathon: &Marathon) -> u16 {
+    marathon
+        .url()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port in the URL")
+}
+
 async fn start() -> (Cluster, Marathon) {
     let cluster = Cluster::builder()
         .agents(1)
@@ -146,6 +155,14 @@ async fn info_leader_ping_plugins_metrics() {
     assert_eq!(info["elected"], true);
     assert!(info["marathon_config"].is_object());
     assert!(info["zookeeper_config"].is_object());
+    // From the configuration, not constants: no HTTPS port where none is
+    // served, the ZooKeeper timeouts of the session Marathon would open.
+    assert_eq!(
+        info["http_config"],
+        json!({"http_port": marathon_port(&marathon)})
+    );
+    assert_eq!(info["zookeeper_config"]["zk_session_timeout"], 10_000);
+    assert_eq!(info["zookeeper_config"]["zk_connection_timeout"], 4_000);
     assert_eq!(info["marathon_config"]["framework_name"], "marathon");
     let leader = marathon.get("/v2/leader").await;
     assert_eq!(leader["leader"], info["leader"]);

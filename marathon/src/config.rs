@@ -22,6 +22,8 @@ pub struct MarathonConfig {
     pub failover_timeout: Duration,
     /// App versions kept per app.
     pub zk_max_versions: usize,
+    /// The ZooKeeper session timeout (with `zk`); reported in `/v2/info`.
+    pub zk_session_timeout: Duration,
     /// How long a declined offer is not offered again.
     pub decline_offer_duration: Duration,
     /// Most instances launched from one offer.
@@ -70,6 +72,7 @@ impl Default for MarathonConfig {
             ha: false,
             deployment_max_task_failures: 0,
             health_kill_hold: Duration::from_secs(30),
+            zk_session_timeout: Duration::from_secs(10),
             http_compression: true,
         }
     }

@@ -23,6 +23,7 @@ pub(super) fn ping() -> Reply {
 
 pub(super) fn info(ctx: &ApiContext) -> Reply {
     let c = &ctx.config;
+    let zk_timeout = c.zk_session_timeout.as_millis() as u64;
     let st = read(&ctx.state);
     let mut info = json!({
         "name": "marathon",
@@ -50,16 +51,18 @@ pub(super) fn info(ctx: &ApiContext) -> Reply {
             "task_lost_expunge_interval": 30000,
             "webui_url": c.own_url(),
         },
+        // The session's timeout; a connection idle for 2/5 of it is taken
+        // as lost (the client's rule), and a call lasts at most the session.
         "zookeeper_config": {
             "zk": c.zk.clone().unwrap_or_default(),
-            "zk_connection_timeout": 10000,
+            "zk_connection_timeout": zk_timeout * 2 / 5,
             "zk_max_versions": c.zk_max_versions,
-            "zk_session_timeout": 10000,
-            "zk_timeout": 10000,
+            "zk_session_timeout": zk_timeout,
+            "zk_timeout": zk_timeout,
         },
+        // No HTTPS listener: no `https_port` to advertise.
         "http_config": {
             "http_port": c.http_addr.port(),
-            "https_port": 8443,
         },
     });
     if let Some(leader) = &st.leadership.leader {
