@@ -224,3 +224,28 @@ async fn agents_that_do_not_come_back_after_a_failover_become_unreachable() {
     );
     cluster.stop().await;
 }
+
+/// Marathon recognised a framework failover by matching the text of the
+/// master's ERROR; the master now says why in a typed reason, which the
+/// SDK turns into `SchedulerEvent::FailedOver` (and a removal stays an
+/// `Error`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduler_taken_over_by_another_hears_a_typed_failover() {
+    let cluster = Cluster::builder().start().await;
+    let config = cluster.scheduler_config("twice").failover_timeout(60.0);
+    let mut first = TestFramework::subscribe(config.clone()).await;
+    let id = first.framework_id.clone();
+    let second = TestFramework::subscribe(config.framework_id(id.clone())).await;
+    assert_eq!(second.framework_id, id);
+    let heard = loop {
+        match first.next_event(Duration::from_secs(10)).await {
+            Some(SchedulerEvent::FailedOver(message)) => break message,
+            Some(SchedulerEvent::Error(message)) => panic!("an untyped ERROR: {message}"),
+            Some(_) => continue,
+            None => panic!("no failover heard"),
+        }
+    };
+    assert_eq!(heard, "Framework failed over");
+    drop(second);
+    drop(first);
+}

@@ -165,6 +165,11 @@ async fn subscribe_once(
                 let _ = events.send(SchedulerEvent::Error(message)).await;
                 return Ended::Stop;
             }
+            Some(SchedulerEvent::FailedOver(message)) => {
+                warn!(%message, "another scheduler took the framework over; not reconnecting");
+                let _ = events.send(SchedulerEvent::FailedOver(message)).await;
+                return Ended::Stop;
+            }
             Some(other) => other,
             None => continue,
         };
@@ -213,7 +218,15 @@ fn translate(event: Event) -> Option<SchedulerEvent> {
                 status: f.status,
             }
         }
-        Type::Error => SchedulerEvent::Error(event.error.map(|e| e.message).unwrap_or_default()),
+        Type::Error => {
+            use agora_proto::scheduler::event::error::Reason;
+            let error = event.error.unwrap_or_default();
+            if error.reason() == Reason::FailedOver {
+                SchedulerEvent::FailedOver(error.message)
+            } else {
+                SchedulerEvent::Error(error.message)
+            }
+        }
         Type::Heartbeat => SchedulerEvent::Heartbeat,
         _ => return None,
     })

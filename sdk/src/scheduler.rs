@@ -67,6 +67,9 @@ pub enum SchedulerEvent {
     },
     /// The master refused or removed the framework; no reconnection follows.
     Error(String),
+    /// Another scheduler subscribed as this framework and took it over (a
+    /// failover: this one must stop acting for it); no reconnection follows.
+    FailedOver(String),
     /// The master is alive.
     Heartbeat,
     /// The connection to the master broke; the SDK is reconnecting.

@@ -236,9 +236,6 @@ pub enum CoreError {
     FailedOver,
 }
 
-/// What the master tells a scheduler whose framework another one subscribed as.
-const FAILED_OVER: &str = "Framework failed over";
-
 /// The core task's state beyond the shared [`State`].
 pub(crate) struct Core {
     ctx: CoreContext,
@@ -335,7 +332,7 @@ pub async fn run(
                 None => break Ok(()),
             },
             event = sdk_events.recv() => match event {
-                Some(SchedulerEvent::Error(message)) if message == FAILED_OVER => {
+                Some(SchedulerEvent::FailedOver(_)) => {
                     // Another instance subscribed as this framework: it
                     // leads now, whatever this one still believes. Stop
                     // without touching the store or the master.
@@ -459,6 +456,7 @@ impl Core {
                 warn!(%reason, "disconnected from the master");
             }
             SchedulerEvent::Error(_)
+            | SchedulerEvent::FailedOver(_)
             | SchedulerEvent::Rescind(_)
             | SchedulerEvent::Message { .. }
             | SchedulerEvent::Failure { .. }

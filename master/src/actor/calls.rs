@@ -62,6 +62,7 @@ impl Master {
         if call.framework_id.as_ref().map(|f| f.value.as_str()) != Some(framework_id.as_str()) {
             if let Some(f) = self.frameworks.get(&framework_id) {
                 f.send(super::frameworks::error_event(
+                    agora_proto::scheduler::event::error::Reason::Unspecified,
                     "Call's 'framework_id' does not match the subscribed framework",
                 ));
             }

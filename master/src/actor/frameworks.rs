@@ -1,6 +1,7 @@
 //! Framework lifecycle: subscribe, resubscribe (failover), disconnect,
 //! failover timeout, teardown.
 
+use agora_proto::scheduler::event::error::Reason as ErrorReason;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -49,7 +50,7 @@ impl Master {
         let requested = info.id.as_ref().map(|i| i.value.clone());
         if let Some(id) = &requested {
             if self.completed_frameworks.iter().any(|f| &f.id == id) {
-                let error = error_event("Framework has been removed");
+                let error = error_event(ErrorReason::Removed, "Framework has been removed");
                 let _ = conn.tx.send(Ok(error));
                 return Ok(conn_id);
             }
@@ -60,7 +61,10 @@ impl Master {
         if let Some(framework) = self.frameworks.get_mut(&id) {
             // Failover: the new stream replaces the old one.
             if let Some(old) = framework.conn.take() {
-                let _ = old.tx.send(Ok(error_event("Framework failed over")));
+                let _ = old.tx.send(Ok(error_event(
+                    ErrorReason::FailedOver,
+                    "Framework failed over",
+                )));
                 self.framework_conns.remove(&old.id);
             }
             info!(framework_id = %id, "framework resubscribed");
@@ -249,7 +253,7 @@ impl Master {
         }
         self.allocator.remove_framework(id);
         if let Some(conn) = framework.conn.take() {
-            let _ = conn.tx.send(Ok(error_event(reason)));
+            let _ = conn.tx.send(Ok(error_event(ErrorReason::Removed, reason)));
             self.framework_conns.remove(&conn.id);
         }
         framework.unregistered_time = Some(now_secs());
@@ -303,11 +307,12 @@ impl Master {
 }
 
 /// An ERROR event; the SDK stops reconnecting when it sees one.
-pub(crate) fn error_event(message: &str) -> Event {
+pub(crate) fn error_event(reason: ErrorReason, message: &str) -> Event {
     Event {
         r#type: event::Type::Error as i32,
         error: Some(event::Error {
             message: message.to_string(),
+            reason: reason as i32,
         }),
         ..Default::default()
     }
