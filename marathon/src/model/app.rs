@@ -108,7 +108,7 @@ pub struct AppDefinition {
         deserialize_with = "null_default",
         skip_serializing_if = "Vec::is_empty"
     )]
-    pub constraints: Vec<Vec<String>>,
+    pub constraints: Vec<super::constraint::Constraint>,
     /// Only offers of these roles are used (`*` for unreserved).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accepted_resource_roles: Option<Vec<String>>,

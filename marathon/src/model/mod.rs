@@ -2,6 +2,7 @@
 //! and their validation. Pure: no I/O.
 
 pub mod app;
+pub mod constraint;
 pub mod group;
 pub mod health;
 pub mod instance;

@@ -1,33 +1,29 @@
-//! Placement constraints.
+//! Placement constraints, applied: whether an offer satisfies an app's
+//! typed constraints ([`crate::model::constraint`], read and validated
+//! once) given where its instances already run.
 //!
-//! A constraint is `[field, operator]` or `[field, operator, value]`. The
-//! field is `hostname` (or `@hostname`) or the name of an agent attribute;
-//! attribute values are compared as text (see [`attribute_string`]). The
-//! operators and their rules are Marathon's:
+//! Attribute values are compared as text (see [`attribute_string`]). The
+//! operators' rules are Marathon's:
 //!
 //! * `UNIQUE`: no placed instance has the offer's value;
-//! * `CLUSTER value`: the offer's value is `value`; without a value, the one
-//!   of the first placed instance (any value while none is placed);
+//! * `CLUSTER value`: the offer's value is `value`;
 //! * `GROUP_BY [n]`: a value not used yet is always accepted; a used one only
 //!   while at least `n` values are in use and it holds no more instances than
 //!   the least used one;
 //! * `LIKE regex` / `UNLIKE regex`: the value matches / does not match the
 //!   regex as a whole;
 //! * `MAX_PER n`: fewer than `n` placed instances have the offer's value;
-//! * `IS value`: the value is `value`;
-//! * `IN a,b,c`: the value is one of the list.
+//! * `IS value`: the value is `value`.
 //!
-//! An offer without the field satisfies only `UNLIKE`.
+//! An offer without the field satisfies only `UNLIKE`; an invalid
+//! constraint (which validation keeps out of every stored app) none.
 
 use std::collections::BTreeMap;
 
 use agora_proto::{Attribute, Offer};
-use regex::Regex;
 
 use super::matcher::Placement;
-
-/// The pseudo-attribute naming the agent's hostname.
-pub const HOSTNAME: &str = "hostname";
+use crate::model::constraint::{Constraint, Field, Operator, Rule};
 
 /// An attribute's value as constraints compare it: text as is, scalars as
 /// Mesos prints them (`8`, `2.5`), ranges as `[1-4]`, sets as `{a,b}`.
@@ -44,45 +40,28 @@ pub fn offer_attributes(offer: &Offer) -> Vec<(String, String)> {
         .collect()
 }
 
-fn is_hostname_field(field: &str) -> bool {
-    field == HOSTNAME || field == "@hostname"
-}
-
 /// The value of a constraint's `field` in an offer (`None`: the agent lacks it).
-pub fn offer_value(field: &str, offer: &Offer) -> Option<String> {
-    if is_hostname_field(field) {
-        return Some(offer.hostname.clone());
+pub fn offer_value(field: &Field, offer: &Offer) -> Option<String> {
+    match field {
+        Field::Hostname => Some(offer.hostname.clone()),
+        Field::Attribute(name) => offer
+            .attributes
+            .iter()
+            .find(|a| a.name == *name)
+            .map(attribute_string),
     }
-    offer
-        .attributes
-        .iter()
-        .find(|a| a.name == field)
-        .map(attribute_string)
 }
 
 /// The value of a constraint's `field` where an instance runs.
-pub fn placement_value(field: &str, placement: &Placement) -> Option<String> {
-    if is_hostname_field(field) {
-        return Some(placement.host.clone());
+pub fn placement_value(field: &Field, placement: &Placement) -> Option<String> {
+    match field {
+        Field::Hostname => Some(placement.host.clone()),
+        Field::Attribute(name) => placement
+            .attributes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, value)| value.clone()),
     }
-    placement
-        .attributes
-        .iter()
-        .find(|(name, _)| name == field)
-        .map(|(_, value)| value.clone())
-}
-
-/// Whether `value` matches `pattern` as a whole (Java's `String.matches`).
-/// An invalid pattern matches nothing.
-pub fn full_match(pattern: &str, value: &str) -> bool {
-    Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|re| re.is_match(value))
-}
-
-fn int_value(value: &str, default: i64) -> i64 {
-    if value == "inf" {
-        return i64::MAX;
-    }
-    value.trim().parse().unwrap_or(default)
 }
 
 /// How many placed instances have each value (instances without the field
@@ -95,65 +74,45 @@ fn group_counts(placed: &[Option<String>]) -> BTreeMap<Option<&str>, usize> {
     groups
 }
 
-/// Whether an offer whose value for the constraint's field is `offer_value`
-/// satisfies `constraint`, given the values of the instances already placed
-/// (`placed`, one entry per instance). Unknown operators are never satisfied.
+/// Whether an offer whose value for the rule's field is `offer_value`
+/// satisfies `operator`, given the values of the instances already placed
+/// (`placed`, one entry per instance).
 pub fn satisfies(
-    constraint: &[String],
+    operator: &Operator,
     offer_value: Option<&str>,
     placed: &[Option<String>],
 ) -> bool {
-    let Some(operator) = constraint.get(1) else {
-        return false;
-    };
-    let operator = operator.to_ascii_uppercase();
-    let value = constraint.get(2).map(String::as_str).unwrap_or("");
     let Some(offered) = offer_value else {
-        return operator == "UNLIKE";
+        return matches!(operator, Operator::Unlike(_));
     };
-    match operator.as_str() {
-        "UNIQUE" => placed.iter().all(|p| p.as_deref() != Some(offered)),
-        "CLUSTER" => {
-            if value.is_empty() {
-                placed
-                    .first()
-                    .is_none_or(|first| first.as_deref() == Some(offered))
-            } else {
-                offered == value
-            }
-        }
-        "GROUP_BY" => {
-            let minimum = int_value(value, 0).max(0);
+    match operator {
+        Operator::Unique => placed.iter().all(|p| p.as_deref() != Some(offered)),
+        Operator::Cluster(value) | Operator::Is(value) => offered == value,
+        Operator::GroupBy(minimum) => {
             let groups = group_counts(placed);
             let min_count = groups.values().copied().min().unwrap_or(0);
             match groups.get(&Some(offered)) {
                 None => true,
-                Some(&count) => groups.len() as i64 >= minimum && count == min_count,
+                Some(&count) => groups.len() as i64 >= *minimum && count == min_count,
             }
         }
-        "MAX_PER" => {
-            let Ok(max) = value.trim().parse::<i64>() else {
-                return false;
-            };
+        Operator::MaxPer(max) => {
             let count = placed
                 .iter()
                 .filter(|p| p.as_deref() == Some(offered))
                 .count() as i64;
-            count < max
+            count < *max
         }
-        "LIKE" => !value.is_empty() && full_match(value, offered),
-        "UNLIKE" => !value.is_empty() && !full_match(value, offered),
-        "IS" => offered == value,
-        "IN" => value.split(',').map(str::trim).any(|v| v == offered),
-        _ => false,
+        Operator::Like(re) => re.is_match(offered),
+        Operator::Unlike(re) => !re.is_match(offered),
     }
 }
 
 /// Whether `offer` satisfies every constraint, given where the app's
 /// instances already run.
-pub fn meets_all(constraints: &[Vec<String>], offer: &Offer, placements: &[Placement]) -> bool {
+pub fn meets_all(constraints: &[Constraint], offer: &Offer, placements: &[Placement]) -> bool {
     constraints.iter().all(|constraint| {
-        let Some(field) = constraint.first() else {
+        let Ok(Rule { field, operator }) = constraint.rule() else {
             return false;
         };
         let offered = offer_value(field, offer);
@@ -161,7 +120,7 @@ pub fn meets_all(constraints: &[Vec<String>], offer: &Offer, placements: &[Place
             .iter()
             .map(|p| placement_value(field, p))
             .collect();
-        satisfies(constraint, offered.as_deref(), &placed)
+        satisfies(operator, offered.as_deref(), &placed)
     })
 }
 
@@ -170,8 +129,16 @@ mod tests {
     use super::*;
     use agora_proto::value::{self, Scalar, Text};
 
-    fn c(parts: &[&str]) -> Vec<String> {
-        parts.iter().map(|s| s.to_string()).collect()
+    fn c(parts: &[&str]) -> Operator {
+        Constraint::from(parts)
+            .rule()
+            .expect("a valid constraint")
+            .operator
+            .clone()
+    }
+
+    fn k(parts: &[&str]) -> Constraint {
+        Constraint::from(parts)
     }
 
     fn vals(values: &[&str]) -> Vec<Option<String>> {
@@ -190,16 +157,11 @@ mod tests {
     }
 
     #[test]
-    fn cluster_with_and_without_value() {
+    fn cluster() {
         let k = c(&["rack", "CLUSTER", "r1"]);
         assert!(satisfies(&k, Some("r1"), &vals(&["r2"])));
         assert!(!satisfies(&k, Some("r2"), &[]));
-        let any = c(&["rack", "CLUSTER"]);
-        assert!(satisfies(&any, Some("r2"), &[]));
-        assert!(satisfies(&any, Some("r2"), &vals(&["r2", "r2"])));
-        assert!(!satisfies(&any, Some("r1"), &vals(&["r2"])));
-        let empty = c(&["rack", "CLUSTER", ""]);
-        assert!(satisfies(&empty, Some("r1"), &[]));
+        assert!(!satisfies(&k, None, &[]));
     }
 
     #[test]
@@ -232,8 +194,6 @@ mod tests {
         assert!(satisfies(&unlike, Some("rack-12"), &[]));
         // Only UNLIKE holds on an agent without the attribute.
         assert!(satisfies(&unlike, None, &[]));
-        assert!(!satisfies(&c(&["rack", "LIKE"]), Some("x"), &[]));
-        assert!(!satisfies(&c(&["rack", "LIKE", "("]), Some("("), &[]));
     }
 
     #[test]
@@ -242,20 +202,15 @@ mod tests {
         assert!(satisfies(&k, Some("a"), &vals(&["a", "b"])));
         assert!(!satisfies(&k, Some("a"), &vals(&["a", "a", "b"])));
         assert!(satisfies(&k, Some("b"), &vals(&["a", "a", "b"])));
-        assert!(!satisfies(&c(&["rack", "MAX_PER", "x"]), Some("a"), &[]));
         assert!(!satisfies(&k, None, &[]));
     }
 
     #[test]
-    fn is_and_in() {
+    fn is() {
         let k = c(&["os", "IS", "linux"]);
         assert!(satisfies(&k, Some("linux"), &[]));
         assert!(!satisfies(&k, Some("darwin"), &[]));
         assert!(!satisfies(&k, None, &[]));
-        let k = c(&["os", "IN", "linux, darwin"]);
-        assert!(satisfies(&k, Some("darwin"), &[]));
-        assert!(!satisfies(&k, Some("bsd"), &[]));
-        assert!(!satisfies(&c(&["os", "NOPE", "x"]), Some("x"), &[]));
     }
 
     fn offer() -> Offer {
@@ -290,10 +245,10 @@ mod tests {
     #[test]
     fn reads_hostname_and_attributes_of_offers() {
         let o = offer();
-        assert_eq!(offer_value("hostname", &o).as_deref(), Some("h1"));
-        assert_eq!(offer_value("@hostname", &o).as_deref(), Some("h1"));
-        assert_eq!(offer_value("cores", &o).as_deref(), Some("8"));
-        assert_eq!(offer_value("zone", &o), None);
+        let attr = |n: &str| Field::Attribute(n.into());
+        assert_eq!(offer_value(&Field::Hostname, &o).as_deref(), Some("h1"));
+        assert_eq!(offer_value(&attr("cores"), &o).as_deref(), Some("8"));
+        assert_eq!(offer_value(&attr("zone"), &o), None);
         assert_eq!(
             offer_attributes(&o),
             vec![("rack".into(), "r1".into()), ("cores".into(), "8".into())]
@@ -303,14 +258,17 @@ mod tests {
     #[test]
     fn meets_all_combines_constraints() {
         let o = offer();
-        let unique_host = vec![c(&["hostname", "UNIQUE"])];
+        let unique_host = vec![k(&["hostname", "UNIQUE"])];
         assert!(meets_all(&unique_host, &o, &[placed("h2", "r1")]));
         assert!(!meets_all(&unique_host, &o, &[placed("h1", "r2")]));
-        let both = vec![c(&["hostname", "UNIQUE"]), c(&["rack", "MAX_PER", "1"])];
+        let both = vec![k(&["hostname", "UNIQUE"]), k(&["rack", "MAX_PER", "1"])];
         assert!(!meets_all(&both, &o, &[placed("h2", "r1")]));
         assert!(meets_all(&both, &o, &[placed("h2", "r2")]));
-        assert!(meets_all(&[c(&["cores", "IS", "8"])], &o, &[]));
-        assert!(!meets_all(&[c(&["zone", "IS", "a"])], &o, &[]));
+        assert!(meets_all(&[k(&["cores", "IS", "8"])], &o, &[]));
+        assert!(meets_all(&[k(&["@hostname", "IS", "h1"])], &o, &[]));
+        assert!(!meets_all(&[k(&["zone", "IS", "a"])], &o, &[]));
+        // An invalid constraint is met by no offer.
+        assert!(!meets_all(&[k(&["rack", "unique"])], &o, &[]));
         assert!(meets_all(&[], &o, &[]));
     }
 }

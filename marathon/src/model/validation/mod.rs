@@ -54,7 +54,6 @@ const MAPPINGS_NEED_NON_HOST: &str = "portMappings are not allowed with host-net
 const DEFINITIONS_NEED_HOST: &str = "portDefinitions are only allowed with host-networking";
 const PORT_INDEX_OUT_OF_RANGE: &str =
     "Health check port indices must address an element of the ports array or container port mappings.";
-const CONSTRAINT_OPERATORS: &str = "Constraint operator must be one of the following UNIQUE, CLUSTER, GROUP_BY, LIKE, MAX_PER, UNLIKE or IS";
 const HOST_PORT_NEEDS_NETWORK_NAME: &str = "networkNames must be a single item list when hostPort is specified and more than 1 container network is defined";
 /// What Agora's Mesos containerizer cannot do: it runs commands on the
 /// host (Marathon's UCR images, host volumes and container networks need a
@@ -261,44 +260,10 @@ fn check_strategies(app: &AppDefinition, r: &mut Report) {
 
 fn check_constraints(app: &AppDefinition, r: &mut Report) {
     for (i, constraint) in app.constraints.iter().enumerate() {
-        r.check(format!("/constraints({i})"), constraint_error(constraint));
-    }
-}
-
-/// Why a `[field, operator, value?]` constraint is invalid. An empty value
-/// counts as no value.
-fn constraint_error(constraint: &[String]) -> Option<String> {
-    let [field, operator, rest @ ..] = constraint else {
-        return Some("Each constraint must have either 2 or 3 fields".to_string());
-    };
-    if rest.len() > 1 {
-        return Some("Each constraint must have either 2 or 3 fields".to_string());
-    }
-    if field.is_empty() {
-        return Some("Missing field and operator".to_string());
-    }
-    let value = rest.first().map(String::as_str).filter(|v| !v.is_empty());
-    match operator.as_str() {
-        "UNIQUE" => value.map(|_| "Value specified but not used".to_string()),
-        "CLUSTER" | "IS" => value.is_none().then(|| "Missing value".to_string()),
-        "GROUP_BY" => value
-            .filter(|v| v.parse::<i64>().is_err())
-            .map(|_| "Value was specified but is not a number".to_string()),
-        "LIKE" | "UNLIKE" => regex_value_error(value),
-        "MAX_PER" => match value.and_then(|v| v.parse::<i64>().ok()) {
-            Some(max) => more_than(max, 0),
-            None => Some("Value was not specified or is not a number".to_string()),
-        },
-        _ => Some(CONSTRAINT_OPERATORS.to_string()),
-    }
-}
-
-fn regex_value_error(value: Option<&str>) -> Option<String> {
-    match value {
-        None => Some("A regular expression value must be provided".to_string()),
-        Some(pattern) => Regex::new(pattern)
-            .err()
-            .map(|_| format!("'{pattern}' is not a valid regular expression")),
+        r.check(
+            format!("/constraints({i})"),
+            constraint.rule().err().map(String::from),
+        );
     }
 }
 
