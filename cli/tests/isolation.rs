@@ -24,7 +24,7 @@ fn task_pid(cluster: &Cluster) -> String {
 #[test]
 fn a_task_over_its_memory_is_killed_with_the_memory_limitation() {
     if let Err(why) = CgroupManager::detect() {
-        eprintln!("skipping: {why}");
+        agora_agent::isolation::skip_unavailable(&why);
         return;
     }
     let cluster = Cluster::start();
@@ -46,7 +46,7 @@ fn a_task_over_its_memory_is_killed_with_the_memory_limitation() {
 #[test]
 fn a_child_over_the_memory_limit_fails_the_task_though_its_main_process_lives() {
     if let Err(why) = CgroupManager::detect() {
-        eprintln!("skipping: {why}");
+        agora_agent::isolation::skip_unavailable(&why);
         return;
     }
     let cluster = Cluster::start();
@@ -64,7 +64,7 @@ fn a_child_over_the_memory_limit_fails_the_task_though_its_main_process_lives() 
 #[test]
 fn a_task_is_pid_1_of_its_namespace_and_posix_isolation_is_plain() {
     if let Err(why) = Namespaces::detect() {
-        eprintln!("skipping: {why}");
+        agora_agent::isolation::skip_unavailable(&why);
         return;
     }
     let cluster = Cluster::start();
@@ -127,7 +127,7 @@ fn an_unknown_isolator_stops_the_agent_with_one_line_naming_the_flag() {
 #[test]
 fn monitor_statistics_reports_the_tasks_cgroup() {
     if let Err(why) = CgroupManager::detect() {
-        eprintln!("skipping: {why}");
+        agora_agent::isolation::skip_unavailable(&why);
         return;
     }
     let cluster = Cluster::start();

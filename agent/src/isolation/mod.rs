@@ -37,6 +37,16 @@ pub fn available_isolators() -> Vec<&'static str> {
     isolators
 }
 
+/// For tests of isolation on a host without it (`why`): a note that the
+/// test is skipped, or, under `CI=true` (the CI host has cgroups and
+/// namespaces), a failure, so that a missing isolator cannot pass unseen.
+pub fn skip_unavailable(why: &dyn std::fmt::Display) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true and this host cannot isolate: {why}");
+    }
+    eprintln!("skipping: {why}");
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

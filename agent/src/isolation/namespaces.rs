@@ -174,7 +174,7 @@ mod tests {
                     !nix::unistd::geteuid().is_root() || !Path::new(UNSHARE_PATHS[0]).exists(),
                     "{why}"
                 );
-                eprintln!("skipping: {why}");
+                crate::isolation::skip_unavailable(&why);
                 None
             }
         }

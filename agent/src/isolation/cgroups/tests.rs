@@ -21,7 +21,7 @@ fn manager() -> Option<CgroupManager> {
     match CgroupManager::detect() {
         Ok(m) => Some(m),
         Err(why) => {
-            eprintln!("skipping: {why}");
+            crate::isolation::skip_unavailable(&why);
             None
         }
     }
