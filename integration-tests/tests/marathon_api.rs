@@ -673,6 +673,30 @@ async fn events_stream_as_server_sent_events() {
     assert_eq!(event["uri"], "/v2/apps");
     assert_eq!(event["appDefinition"]["id"], "/ev");
     assert!(event["timestamp"].as_str().unwrap().ends_with('Z'));
+    // Clients with strict models crashed on deployment events without the
+    // whole groups: the plan carries `original` and `target` as `GET
+    // /v2/groups` renders them, and its steps.
+    let data_line = seen
+        .lines()
+        .find(|l| l.starts_with("data:") && l.contains("\"deployment_success\""))
+        .unwrap();
+    let event: Value = serde_json::from_str(data_line.trim_start_matches("data:").trim()).unwrap();
+    let plan = &event["plan"];
+    assert_eq!(event["id"], plan["id"]);
+    assert!(
+        plan["version"].as_str().is_some_and(|v| v.ends_with('Z')),
+        "{plan}"
+    );
+    for (root, apps) in [(&plan["original"], 0), (&plan["target"], 1)] {
+        assert_eq!(root["id"], "/", "{plan}");
+        for key in ["apps", "groups", "pods", "dependencies", "version"] {
+            assert!(root.get(key).is_some(), "{key} missing: {root}");
+        }
+        assert_eq!(root["apps"].as_array().map(Vec::len), Some(apps), "{root}");
+    }
+    assert_eq!(plan["target"]["apps"][0]["id"], "/ev");
+    assert_eq!(plan["target"]["apps"][0]["cmd"], "sleep 100");
+    assert_eq!(plan["steps"][0]["actions"][0]["action"], "StartApplication");
 
     // A subscriber that goes away is announced to the others.
     let mut watcher = marathon.events(&["event_stream_detached"]).await;

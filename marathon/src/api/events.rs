@@ -52,7 +52,8 @@ pub(super) fn stream(ctx: &ApiContext, req: &Request) -> Reply {
             wanted.map(|event| {
                 Bytes::from(format!(
                     "event: {}\ndata: {}\n\n",
-                    event.event_type, event.data
+                    event.event_type,
+                    event.data()
                 ))
             })
         }

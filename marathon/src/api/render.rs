@@ -509,6 +509,8 @@ mod tests {
         st.insert_deployment(RunningDeployment {
             plan,
             current_step: 0,
+            original: Arc::new(st.root.clone()),
+            target: Arc::new(st.root.clone()),
         });
         check(&st);
         st.remove_deployment("d1");

@@ -11,6 +11,7 @@ use super::state::RunningDeployment;
 use super::{ChangeFn, Core, CoreError, DeploymentResult, KillResult};
 use crate::deploy::plan::{plan, DeploymentPlan};
 use crate::error::ApiError;
+use crate::model::group::GroupEmbed;
 use crate::model::instance::Goal;
 use crate::model::validation::validate_root;
 use crate::model::{Instance, PathId, RootGroup, Timestamp};
@@ -117,12 +118,15 @@ impl Core {
             for instance in &killed {
                 st.put_instance(instance.clone());
             }
-            st.set_root(target);
-            st.insert_deployment(RunningDeployment {
-                plan: new_plan.clone(),
-                current_step: 0,
-            });
+            st.set_root(target.clone());
         }
+        let running = RunningDeployment {
+            plan: new_plan.clone(),
+            current_step: 0,
+            original: Arc::new(current),
+            target: Arc::new(target),
+        };
+        self.state_mut().insert_deployment(running.clone());
         for instance in &killed {
             self.kill_instance(instance).await;
         }
@@ -137,9 +141,11 @@ impl Core {
             json!({"groupId": "/", "version": version}),
         );
         if let Some(first) = new_plan.steps.first() {
-            self.ctx.events.publish(
+            publish_plan_event(
+                &self.ctx.events,
                 "deployment_info",
-                json!({"plan": plan_event_json(&new_plan), "currentStep": step_json(first)}),
+                &running,
+                json!({"currentStep": step_json(first)}),
             );
         }
         info!(deployment = %new_plan.id, steps = new_plan.steps.len(), "deployment started");
@@ -250,9 +256,11 @@ impl Core {
             self.persist(vec![Write::DeleteDeployment(id.to_string())])
                 .await?;
             self.state_mut().remove_deployment(id);
-            self.ctx.events.publish(
+            publish_plan_event(
+                &self.ctx.events,
                 "deployment_failed",
-                json!({"id": id, "plan": plan_event_json(&running.plan)}),
+                &running,
+                json!({"id": id}),
             );
             self.dirty.extend(running.plan.affected_apps());
             return Ok(Ok(None));
@@ -277,9 +285,11 @@ impl Core {
             .await?;
         self.state_mut().remove_deployment(id);
         tracing::warn!(deployment = %id, %reason, "deployment failed");
-        self.ctx.events.publish(
+        publish_plan_event(
+            &self.ctx.events,
             "deployment_failed",
-            json!({"id": id, "plan": plan_event_json(&running.plan), "reason": reason}),
+            &running,
+            json!({"id": id, "reason": reason}),
         );
         let plan = running.plan.clone();
         let change: ChangeFn =
@@ -379,7 +389,48 @@ fn group_version_writes(current: &RootGroup, target: &RootGroup) -> Vec<Write> {
 }
 
 /// The plan as events carry it.
-pub(crate) fn plan_event_json(plan: &DeploymentPlan) -> serde_json::Value {
+/// A deployment's `plan` as Marathon's events carry it: `id`, `version`,
+/// the whole root group before (`original`) and after (`target`), rendered
+/// as `GET /v2/groups` renders groups (apps as their definitions), and the
+/// `steps`.
+pub(crate) fn plan_event_json(running: &RunningDeployment) -> serde_json::Value {
+    let plan = &running.plan;
     let full = plan.to_json(1, &|_| json!([]));
-    json!({"id": plan.id, "version": plan.version, "steps": full["steps"]})
+    let whole = |root: &RootGroup| {
+        let embed = GroupEmbed {
+            apps: true,
+            groups: true,
+            pods: true,
+        };
+        root.render(&PathId::root(), &embed, &mut |app| {
+            serde_json::to_value(app).unwrap_or_default()
+        })
+        .unwrap_or_else(|| json!({"id": "/"}))
+    };
+    json!({
+        "id": plan.id,
+        "version": plan.version,
+        "original": whole(&running.original),
+        "target": whole(&running.target),
+        "steps": full["steps"],
+    })
+}
+
+/// Publishes a deployment event: `fields`, and the `plan` with both whole
+/// root groups, rendered only when a subscriber sends it (off the core).
+pub(crate) fn publish_plan_event(
+    events: &crate::events::EventBus,
+    event_type: &str,
+    running: &RunningDeployment,
+    fields: serde_json::Value,
+) {
+    let running = running.clone();
+    events.publish_with(event_type, move || {
+        let mut body = match fields {
+            serde_json::Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        body.insert("plan".into(), plan_event_json(&running));
+        serde_json::Value::Object(body)
+    });
 }

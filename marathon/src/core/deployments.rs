@@ -13,7 +13,7 @@ use std::time::Instant;
 use serde_json::json;
 use tracing::info;
 
-use super::changes::plan_event_json;
+use super::changes::publish_plan_event;
 use super::state::QueueEntry;
 use super::{read, Core, CoreError};
 use crate::deploy::demand::{self, AppInstances, Demand};
@@ -274,11 +274,16 @@ impl Core {
         step: usize,
     ) -> Result<(), CoreError> {
         let next = step + 1;
-        if let Some(s) = plan.steps.get(step) {
-            self.ctx.events.publish(
+        let running = self.state().deployments.get(&plan.id).cloned();
+        if let (Some(s), Some(running)) = (plan.steps.get(step), &running) {
+            publish_plan_event(
+                &self.ctx.events,
                 "deployment_step_success",
-                json!({"plan": plan_event_json(plan), "currentStep": step_json(s)}),
+                running,
+                json!({"currentStep": step_json(s)}),
             );
+        }
+        if let Some(s) = plan.steps.get(step) {
             for action in &s.actions {
                 if action.kind == ActionKind::StopApplication {
                     self.ctx
@@ -292,20 +297,28 @@ impl Core {
                 .await?;
             self.state_mut().remove_deployment(&plan.id);
             info!(deployment = %plan.id, "deployment finished");
-            self.ctx.events.publish(
-                "deployment_success",
-                json!({"id": plan.id, "plan": plan_event_json(plan)}),
-            );
+            if let Some(running) = &running {
+                publish_plan_event(
+                    &self.ctx.events,
+                    "deployment_success",
+                    running,
+                    json!({"id": plan.id}),
+                );
+            }
         } else {
             self.persist(vec![Write::Deployment(Box::new((**plan).clone()), next)])
                 .await?;
             if let Some(d) = self.state_mut().deployments.get_mut(&plan.id) {
                 d.current_step = next;
             }
-            self.ctx.events.publish(
-                "deployment_info",
-                json!({"plan": plan_event_json(plan), "currentStep": step_json(&plan.steps[next])}),
-            );
+            if let Some(running) = &running {
+                publish_plan_event(
+                    &self.ctx.events,
+                    "deployment_info",
+                    running,
+                    json!({"currentStep": step_json(&plan.steps[next])}),
+                );
+            }
         }
         self.dirty.extend(plan.affected_apps());
         Ok(())

@@ -278,6 +278,7 @@ pub async fn run(
         // Nothing of an earlier term (queue, backoffs, ...) carries over.
         reset(&mut st);
         st.root = loaded.root;
+        let root = Arc::new(st.root.clone());
         for (_, instance) in loaded.instances {
             st.put_instance(instance);
         }
@@ -288,6 +289,8 @@ pub async fn run(
                 (
                     plan.id.clone(),
                     state::RunningDeployment {
+                        original: Arc::new(plan.revert(&root, plan.version)),
+                        target: root.clone(),
                         plan: Arc::new(plan),
                         current_step: step,
                     },

@@ -22,6 +22,11 @@ pub struct RunningDeployment {
     pub plan: Arc<DeploymentPlan>,
     /// Index of the step being executed (== steps.len() when done).
     pub current_step: usize,
+    /// The whole root group before the change, for events (after a
+    /// failover: the current root with the plan's apps put back).
+    pub original: Arc<RootGroup>,
+    /// The whole root group the change leads to, for events.
+    pub target: Arc<RootGroup>,
 }
 
 impl RunningDeployment {
