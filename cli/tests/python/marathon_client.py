@@ -1,9 +1,11 @@
 """Drives Agora's Marathon with the marathon-python client from PyPI, as a
 user's script would: create, list, scale, kill (with and without scaling),
-delete. The client builds its model objects from every field it receives,
-so a field Marathon does not send would fail here."""
+delete, while its event stream is consumed. The client builds its model
+objects from every field it receives, and refuses event types it does not
+know, so a field or an event Marathon does not send would fail here."""
 
 import sys
+import threading
 import time
 
 import requests
@@ -26,8 +28,32 @@ def running(client, app_id):
     return [t for t in client.list_tasks(app_id) if t.state == "TASK_RUNNING"]
 
 
+class EventReader(threading.Thread):
+    """Consumes `/v2/events` through the client's own models, keeping every
+    event, or the exception that stopped it."""
+
+    def __init__(self, client):
+        super().__init__(daemon=True)
+        self.client = client
+        self.events = []
+        self.error = None
+
+    def run(self):
+        try:
+            for event in self.client.event_stream():
+                self.events.append(event)
+        except Exception as e:  # noqa: BLE001 - reported by the main thread
+            self.error = e
+
+    def types(self):
+        return {e.event_type for e in self.events}
+
+
 def main(url):
     client = MarathonClient(url)
+    reader = EventReader(MarathonClient(url))
+    reader.start()
+    wait(lambda: "event_stream_attached" in reader.types() or reader.error, "the event stream")
     created = client.create_app(
         "py-app", MarathonApp(cmd="sleep 1000", cpus=0.1, mem=16, instances=2)
     )
@@ -106,7 +132,26 @@ def main(url):
             return True
 
     wait(gone, "the app to be deleted")
-    print("marathon-python: ok")
+
+    # Every event of the deployments, scales and kills above was parsed
+    # into the client's models: none it does not know, no field it refuses.
+    wanted = {
+        "api_post_event",
+        "deployment_info",
+        "deployment_step_success",
+        "deployment_success",
+        "group_change_success",
+        "status_update_event",
+        "instance_changed_event",
+    }
+    wait(lambda: wanted <= reader.types() or reader.error, "every kind of event")
+    assert reader.error is None, repr(reader.error)
+    info = next(e for e in reader.events if e.event_type == "deployment_info")
+    assert info.plan.target.id == "/", info.plan.target.id
+    assert info.plan.steps and info.plan.steps[0].actions, info.plan.steps
+    update = next(e for e in reader.events if e.event_type == "status_update_event")
+    assert update.task_status.startswith("TASK_"), update.task_status
+    print("marathon-python: ok (%d events)" % len(reader.events))
 
 
 if __name__ == "__main__":

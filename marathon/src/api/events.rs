@@ -15,6 +15,21 @@ use super::{ApiContext, Reply, Request};
 /// Time between keep-alive lines.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
+/// Event types Agora adds to Marathon's: sent only to streams that name
+/// them in `event_type`, since clients with strict models refuse types
+/// they do not know.
+const EXTENSIONS: &[&str] = &["unhealthy_task_kill_held_event"];
+
+/// Whether a stream asking for `types` (none: all of Marathon's) gets
+/// events of `event_type`.
+fn wanted(types: &[String], event_type: &str) -> bool {
+    if types.is_empty() {
+        !EXTENSIONS.contains(&event_type)
+    } else {
+        types.iter().any(|t| t == event_type)
+    }
+}
+
 /// Announces `event_stream_detached` when a subscriber's stream is dropped.
 struct Detached {
     events: crate::events::EventBus,
@@ -45,9 +60,7 @@ pub(super) fn stream(ctx: &ApiContext, req: &Request) -> Reply {
     let events = BroadcastStream::new(rx).filter_map(move |item| {
         // Owned by the stream: dropped (and announced) when the client goes.
         let _detached = &detached;
-        let wanted = item
-            .ok()
-            .filter(|event| types.is_empty() || types.iter().any(|t| *t == event.event_type));
+        let wanted = item.ok().filter(|event| wanted(&types, &event.event_type));
         async move {
             wanted.map(|event| {
                 Bytes::from(format!(
@@ -83,4 +96,19 @@ pub(super) fn stream(ctx: &ApiContext, req: &Request) -> Reply {
         warp::http::HeaderValue::from_static("no-cache, no-store, must-revalidate"),
     );
     reply
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extensions_reach_only_the_streams_that_name_them() {
+        let all: Vec<String> = Vec::new();
+        let named = vec!["unhealthy_task_kill_held_event".to_string()];
+        assert!(wanted(&all, "status_update_event"));
+        assert!(!wanted(&all, "unhealthy_task_kill_held_event"));
+        assert!(wanted(&named, "unhealthy_task_kill_held_event"));
+        assert!(!wanted(&named, "status_update_event"));
+    }
 }

@@ -391,8 +391,10 @@ fn group_version_writes(current: &RootGroup, target: &RootGroup) -> Vec<Write> {
 /// The plan as events carry it.
 /// A deployment's `plan` as Marathon's events carry it: `id`, `version`,
 /// the whole root group before (`original`) and after (`target`), rendered
-/// as `GET /v2/groups` renders groups (apps as their definitions), and the
-/// `steps`.
+/// as `GET /v2/groups` renders groups (apps as their definitions) but with
+/// the fields of Marathon's event groups only (`id`, `dependencies`,
+/// `version`, `apps`, `groups`, `pods`: clients with strict models refuse
+/// `enforceRole` there), and the `steps`.
 pub(crate) fn plan_event_json(running: &RunningDeployment) -> serde_json::Value {
     let plan = &running.plan;
     let full = plan.to_json(1, &|_| json!([]));
@@ -402,10 +404,13 @@ pub(crate) fn plan_event_json(running: &RunningDeployment) -> serde_json::Value 
             groups: true,
             pods: true,
         };
-        root.render(&PathId::root(), &embed, &mut |app| {
-            serde_json::to_value(app).unwrap_or_default()
-        })
-        .unwrap_or_else(|| json!({"id": "/"}))
+        let mut group = root
+            .render(&PathId::root(), &embed, &mut |app| {
+                serde_json::to_value(app).unwrap_or_default()
+            })
+            .unwrap_or_else(|| json!({"id": "/"}));
+        strip_enforce_role(&mut group);
+        group
     };
     json!({
         "id": plan.id,
@@ -414,6 +419,15 @@ pub(crate) fn plan_event_json(running: &RunningDeployment) -> serde_json::Value 
         "target": whole(&running.target),
         "steps": full["steps"],
     })
+}
+
+fn strip_enforce_role(group: &mut serde_json::Value) {
+    if let Some(obj) = group.as_object_mut() {
+        obj.remove("enforceRole");
+        if let Some(serde_json::Value::Array(groups)) = obj.get_mut("groups") {
+            groups.iter_mut().for_each(strip_enforce_role);
+        }
+    }
 }
 
 /// Publishes a deployment event: `fields`, and the `plan` with both whole
