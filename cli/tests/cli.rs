@@ -1,5 +1,7 @@
 //! The `agora` binary as a user drives it: bad flags, `agora local`, `agora execute`.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -82,7 +84,7 @@ struct Local {
 
 impl Local {
     fn start(dir: &std::path::Path) -> Local {
-        let port = free_port();
+        let port = support::local_master_port(1);
         let mut child = agora()
             .args(["local", "--agents", "1", "--master-port", &port.to_string()])
             .args(["--marathon-port", &free_port().to_string()])

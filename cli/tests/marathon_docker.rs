@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::docker::{containers_of, engine, IMAGE};
-use support::{agora, eventually, free_port, get_json, Proc, DEADLINE};
+use support::{agora, eventually, free_port, get_json, local_master_port, Proc, DEADLINE};
 
 struct Local {
     _proc: Proc,
@@ -24,7 +24,7 @@ struct Local {
 impl Local {
     fn start() -> Local {
         let dir = tempfile::tempdir().expect("temp dir");
-        let master_port = free_port();
+        let master_port = local_master_port(1);
         let marathon_port = free_port();
         let log = std::fs::File::create(dir.path().join("local.log")).expect("log");
         let proc = Proc(

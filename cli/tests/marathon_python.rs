@@ -6,7 +6,7 @@ mod support;
 
 use std::process::{Command, Stdio};
 
-use support::{agora, eventually, free_port, get_json, Proc};
+use support::{agora, eventually, free_port, get_json, local_master_port, Proc};
 
 fn python() -> String {
     if let Ok(python) = std::env::var("AGORA_TEST_PYTHON") {
@@ -36,7 +36,7 @@ fn marathon_python_client_creates_lists_scales_kills_and_deletes() {
          (or set AGORA_TEST_PYTHON to a python that has it)"
     );
     let dir = tempfile::tempdir().expect("temp dir");
-    let master_port = free_port();
+    let master_port = local_master_port(1);
     let marathon_port = free_port();
     let _local = Proc(
         agora()

@@ -24,6 +24,27 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("addr").port()
 }
 
+/// A `--master-port` for `agora local`, whose agents listen on the ports
+/// right above it: it and the next `agents` ports free a moment ago, below
+/// the kernel's ephemeral range (where any outgoing connection may hold the
+/// port above a free one), from a start that differs between tests.
+pub fn local_master_port(agents: u16) -> u16 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let seed =
+        u64::from(std::process::id()) * 7_919 + CALLS.fetch_add(1, Ordering::Relaxed) * 104_729;
+    for attempt in 0..2_000u64 {
+        let base = 20_000 + ((seed + attempt * 13) % 10_000) as u16;
+        let held: Result<Vec<_>, _> = (0..=agents)
+            .map(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)))
+            .collect();
+        if held.is_ok() {
+            return base;
+        }
+    }
+    panic!("no {} consecutive free ports for agora local", agents + 1)
+}
+
 /// Polls `check` until it returns `Some`, failing with `what` at the deadline.
 pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + DEADLINE;
