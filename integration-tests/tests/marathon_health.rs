@@ -153,7 +153,17 @@ async fn marathon_checks_an_http_task_kills_it_when_unhealthy_and_replaces_it() 
         .iter()
         .any(|e| e["healthy"] == false && e["runSpecId"] == "/web"));
 
-    // Replaced by a healthy instance; the killed one counts as a failure.
+    // The killed one counts as a failure (looked at before its replacement
+    // runs: a replacement that fails to start would be the last failure).
+    assert_eventually!(
+        WAIT,
+        marathon.get("/v2/apps/web?embed=app.lastTaskFailure").await["app"]["lastTaskFailure"]
+            ["taskId"]
+            == first.as_str(),
+        "the health kill is not the last failure: {}",
+        marathon.get("/v2/apps/web?embed=app.lastTaskFailure").await
+    );
+    // Replaced by a healthy instance.
     assert_eventually!(
         WAIT,
         {
@@ -162,12 +172,6 @@ async fn marathon_checks_an_http_task_kills_it_when_unhealthy_and_replaces_it() 
         },
         "not replaced: {}",
         app(&marathon, "/web").await
-    );
-    let shown = marathon.get("/v2/apps/web?embed=app.lastTaskFailure").await;
-    assert_eq!(
-        shown["app"]["lastTaskFailure"]["taskId"],
-        first.as_str(),
-        "{shown}"
     );
     marathon.stop().await;
     cluster.stop().await;
