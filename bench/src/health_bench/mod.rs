@@ -284,11 +284,7 @@ impl Emulated {
         self.api
             .post("/v2/groups", &group_json(group, protocol, tasks, args))
             .await?;
-        self.api
-            .until(&format!("{tasks} healthy tasks in {group}"), || async {
-                (self.api.healthy(group).await.ok()? >= tasks).then_some(())
-            })
-            .await?;
+        self.api.all_healthy(group, tasks, "").await?;
         let all_healthy_secs = posted.elapsed().as_secs_f64();
 
         // The CPU window.
@@ -325,12 +321,7 @@ impl Emulated {
             .await?;
         let detections = health.take_detections();
         let replaced = Instant::now();
-        self.api
-            .until(
-                &format!("{tasks} healthy tasks in {group} again"),
-                || async { (self.api.healthy(group).await.ok()? >= tasks).then_some(()) },
-            )
-            .await?;
+        self.api.all_healthy(group, tasks, " again").await?;
         let replaced_secs = replaced.elapsed().as_secs_f64();
 
         // Leave nothing behind for the next phase.
@@ -468,6 +459,15 @@ impl Api {
             .filter(|a| a["id"].as_str().is_some_and(|id| id.starts_with(&prefix)))
             .filter_map(|a| a["tasksHealthy"].as_u64())
             .sum::<u64>() as usize)
+    }
+
+    /// Waits until Marathon shows `tasks` healthy tasks in `group`.
+    async fn all_healthy(&self, group: &str, tasks: usize, when: &str) -> anyhow::Result<()> {
+        self.until(
+            &format!("{tasks} healthy tasks in {group}{when}"),
+            || async { (self.healthy(group).await.ok()? >= tasks).then_some(()) },
+        )
+        .await
     }
 
     /// Instances Marathon knows, running or not.

@@ -83,7 +83,7 @@ pub(super) async fn leader(ctx: &ApiContext, req: &Request) -> Result<Reply, Api
         };
     }
     if req.method != Method::DELETE {
-        return Err(ApiError::MethodNotAllowed(&["GET", "HEAD", "DELETE"]));
+        return Err(ApiError::MethodNotAllowed(super::GET_DELETE));
     }
     // Marathon writes a backup of its state to `backup` (and reads one
     // from `restore`) as it steps down; Agora does neither yet, so it says
